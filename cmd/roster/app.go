@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/rosterhq/roster/config"
+	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/memory"
+	"github.com/rosterhq/roster/lifecycle"
+	"github.com/rosterhq/roster/policy"
+)
+
+// registry lists the connector types this binary knows. Explicit, on
+// purpose: no package registers itself.
+func registry() connectors.Registry {
+	return connectors.Registry{
+		"memory": memory.Open,
+	}
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	configPath string
+	dataDir    string
+	verbose    bool
+	now        func() time.Time // the clock; the demo moves it
+	logger     *slog.Logger
+}
+
+func (g *globals) clock() time.Time {
+	if g.now != nil {
+		return g.now()
+	}
+	return time.Now()
+}
+
+// loadConfig reads roster.yaml and applies --data-dir.
+func (g *globals) loadConfig() (*config.Config, error) {
+	cfg, err := config.Load(g.configPath)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w\n(no config file; pass --config PATH, e.g. --config testdata/piedpiper/roster.yaml, or run `roster demo`)", err)
+		}
+		return nil, err
+	}
+	if g.dataDir != "" {
+		return cfg.WithDataDir(g.dataDir)
+	}
+	return cfg, nil
+}
+
+// openDB opens roster.db in the data dir, failing within a second when
+// another process holds it.
+func openDB(dir string) (*bolt.DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	path := filepath.Join(dir, "roster.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("%s is locked by another process (a running `roster serve` or another roster command); stop it or wait, then retry", path)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// openConnectors builds every configured instance.
+func openConnectors(ctx context.Context, cfg *config.Config, db *bolt.DB, g *globals) ([]connectors.Connector, error) {
+	reg := registry()
+	var out []connectors.Connector
+	for _, name := range cfg.ConnectorNames {
+		ci := cfg.Connectors[name]
+		if _, ok := reg[ci.Type]; !ok {
+			return nil, ci.Errorf("unknown type %q (known: %v)", ci.Type, reg.Types())
+		}
+		c, err := reg.Open(ctx, ci.Type, connectors.Env{
+			Name: name, Settings: ci.Settings, Secret: cfg.ResolveSecret,
+			Logger: g.logger.With("connector", name), DB: db, Now: g.clock,
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func catalog(apps []connectors.Connector) policy.Catalog {
+	cat := policy.Catalog{}
+	for _, c := range apps {
+		cat[c.Name()] = c.Kinds()
+	}
+	return cat
+}
+
+// loadPolicy loads a policy set: the config's, or the files of dir.
+func loadPolicy(cfg *config.Config, apps []connectors.Connector, dir string) (*policy.Set, error) {
+	var files []string
+	var err error
+	if dir != "" {
+		files, err = policy.Expand([]string{dir}, ".")
+	} else {
+		files, err = cfg.PolicyFiles()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return policy.Load(files, policy.Options{Catalog: catalog(apps), Location: cfg.Location, DefaultGrace: cfg.Lifecycle.MoverGrace.Std()})
+}
+
+// session is an open data file with its engine.
+type session struct {
+	cfg    *config.Config
+	db     *bolt.DB
+	apps   []connectors.Connector
+	engine *lifecycle.Engine
+}
+
+func (s *session) Close() error { return s.db.Close() }
+
+// open loads config, data file, connectors and policy, and builds the
+// engine. A policy that does not load stops here: nothing runs on it.
+func (g *globals) open(ctx context.Context) (*session, error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	db, err := openDB(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{cfg: cfg, db: db}
+	fail := func(err error) (*session, error) {
+		_ = db.Close()
+		return nil, err
+	}
+	if s.apps, err = openConnectors(ctx, cfg, db, g); err != nil {
+		return fail(err)
+	}
+	pol, err := loadPolicy(cfg, s.apps, "")
+	if err != nil {
+		return fail(err)
+	}
+	perApp := map[string]int{}
+	for name, c := range cfg.Connectors {
+		perApp[name] = c.Concurrency
+	}
+	s.engine, err = lifecycle.New(lifecycle.Options{
+		DB: db, Policy: pol, Apps: s.apps, Location: cfg.Location,
+		Retention: cfg.Lifecycle.Retention.Std(),
+		Safety: lifecycle.Safety{
+			Suspend: threshold(cfg.Safety.Suspend), Revoke: threshold(cfg.Safety.Revoke), Delete: threshold(cfg.Safety.Delete),
+		},
+		Executor: lifecycle.ExecutorOptions{
+			Concurrency: cfg.Executor.Concurrency, PerApp: perApp, MaxAttempts: cfg.Executor.MaxAttempts,
+			BackoffBase: cfg.Executor.BackoffBase.Std(), BackoffMax: cfg.Executor.BackoffMax.Std(),
+		},
+		Now: g.clock, Logger: g.logger,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return s, nil
+}
+
+func threshold(t config.Threshold) lifecycle.Threshold {
+	return lifecycle.Threshold{Max: t.Max, MaxPercent: t.MaxPercent}
+}

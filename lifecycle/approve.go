@@ -1,0 +1,157 @@
+package lifecycle
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/rosterhq/roster/audit"
+)
+
+// SavedPlans returns the saved plans, oldest first.
+func (e *Engine) SavedPlans(ctx context.Context) ([]*SavedPlan, error) {
+	var out []*SavedPlan
+	err := e.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPlans).ForEach(func(k, v []byte) error {
+			var sp SavedPlan
+			if err := json.Unmarshal(v, &sp); err != nil {
+				return fmt.Errorf("decode plan %s: %w", k, err)
+			}
+			out = append(out, &sp)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// SavedPlan returns one saved plan.
+func (e *Engine) SavedPlan(ctx context.Context, id string) (*SavedPlan, error) {
+	var sp SavedPlan
+	var ok bool
+	err := e.db.View(func(tx *bolt.Tx) error {
+		var err error
+		ok, err = getJSON(tx, bucketPlans, []byte(id), &sp)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("plan %s: %w", id, ErrNotFound)
+	}
+	return &sp, nil
+}
+
+// ApproveResult says what approving a plan did.
+type ApproveResult struct {
+	Plan   *Plan   `json:"plan"`
+	Report *Report `json:"report"`
+	// Stale counts the approved plan's steps that were no longer needed
+	// (the apps or HR changed since it was made) and were not applied.
+	Stale int `json:"stale"`
+}
+
+// Approve records actor's approval of a pending plan and carries it out.
+// The apps are read again first: steps that are no longer needed are
+// dropped (counted in Stale), and changes that are new since the plan was
+// saved are left for the next apply, so an approval never does more than
+// the approver saw.
+func (e *Engine) Approve(ctx context.Context, actor, id string) (*ApproveResult, error) {
+	sp, err := e.SavedPlan(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if sp.Status != PlanPending {
+		return nil, fmt.Errorf("plan %s is %s, not pending", id, sp.Status)
+	}
+	err = e.db.Update(func(tx *bolt.Tx) error {
+		sp.Status, sp.DecidedBy, sp.DecidedAt = PlanApproved, actor, e.now().UTC()
+		if _, err := audit.Append(tx, &audit.Record{Type: "plan.approved", Actor: actor, PlanID: id,
+			Message: "pending plan approved", Details: summaryDetails(sp.Plan)}, e.now); err != nil {
+			return err
+		}
+		return putJSON(tx, bucketPlans, []byte(id), sp)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle: approve %s: %w", id, err)
+	}
+	fresh, _, err := e.Prepare(ctx, actor)
+	if err != nil {
+		return nil, err
+	}
+	still := map[string]Step{}
+	for _, st := range fresh.Steps {
+		still[st.ID] = st
+	}
+	p := &Plan{ID: id, CreatedAt: e.now().UTC(), PolicyHash: fresh.PolicyHash, Managed: fresh.Managed}
+	res := &ApproveResult{Plan: p}
+	for _, st := range sp.Plan.Steps {
+		if cur, ok := still[st.ID]; ok {
+			p.Steps = append(p.Steps, cur)
+		} else {
+			res.Stale++
+		}
+	}
+	rep, err := e.ApplyPlan(ctx, p, ApplyOptions{Actor: actor, Approved: true})
+	res.Report = rep
+	return res, err
+}
+
+// StatusReport is an overview of the engine's state.
+type StatusReport struct {
+	Workers      map[Status]int `json:"workers"`
+	Transitions  map[string]int `json:"openTransitions"`
+	Outbox       int            `json:"outbox"`
+	PendingPlans []string       `json:"pendingPlans"`
+	AuditRecords uint64         `json:"auditRecords"`
+	AuditHead    string         `json:"auditHead"`
+	PolicyHash   string         `json:"policyHash"`
+	Apps         []string       `json:"apps"`
+	LastApply    time.Time      `json:"lastApply,omitzero"`
+}
+
+// Status reports workers by status, the outbox depth, pending plans and
+// the audit head.
+func (e *Engine) Status(ctx context.Context) (*StatusReport, error) {
+	s := &StatusReport{Workers: map[Status]int{Pending: 0, Active: 0, Terminated: 0}, Transitions: map[string]int{},
+		Apps: e.Apps(), PolicyHash: e.Policy().Hash(), PendingPlans: []string{}}
+	now := e.now()
+	err := e.db.View(func(tx *bolt.Tx) error {
+		ws, err := allWorkers(tx)
+		if err != nil {
+			return err
+		}
+		for _, w := range ws {
+			s.Workers[EffectiveStatus(&w.HR, w.Deleted, now, e.loc)]++
+			if w.Transition != "" {
+				s.Transitions[w.Transition]++
+			}
+		}
+		s.Outbox = tx.Bucket(bucketOutbox).Stats().KeyN
+		if t, err := time.Parse(time.RFC3339Nano, getMeta(tx, "last_apply")); err == nil {
+			s.LastApply = t
+		}
+		return tx.Bucket(bucketPlans).ForEach(func(k, v []byte) error {
+			var sp SavedPlan
+			if err := json.Unmarshal(v, &sp); err != nil {
+				return err
+			}
+			if sp.Status == PlanPending {
+				s.PendingPlans = append(s.PendingPlans, string(k))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle: status: %w", err)
+	}
+	seq, head, err := e.audit.Head(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.AuditRecords, s.AuditHead = seq, head
+	return s, nil
+}

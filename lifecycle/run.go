@@ -1,0 +1,404 @@
+package lifecycle
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	mrand "math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/rosterhq/roster/audit"
+	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/policy"
+)
+
+// PlanOptions change how a plan is computed.
+type PlanOptions struct {
+	// Policy, when set, is used instead of the policy in force: the
+	// what-if of `roster plan --policies DIR`.
+	Policy *policy.Set
+	// Only restricts the plan to these workers (nil = everybody).
+	Only []connectors.WorkerID
+}
+
+// Snapshot reads every app's state concurrently, retrying transient
+// errors like the executor does.
+func (e *Engine) Snapshot(ctx context.Context) (map[string]*connectors.State, error) {
+	type res struct {
+		app string
+		st  *connectors.State
+		err error
+	}
+	ch := make(chan res, len(e.appNames))
+	for _, name := range e.appNames {
+		go func(c connectors.Connector) {
+			var st *connectors.State
+			err := e.retry(ctx, func() error {
+				var err error
+				st, err = c.Snapshot(ctx)
+				return err
+			})
+			ch <- res{c.Name(), st, err}
+		}(e.apps[name])
+	}
+	out := make(map[string]*connectors.State, len(e.appNames))
+	var errs []string
+	for range e.appNames {
+		r := <-ch
+		if r.err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", r.app, r.err))
+			continue
+		}
+		out[r.app] = r.st
+	}
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return nil, fmt.Errorf("lifecycle: read app state: %s", strings.Join(errs, "; "))
+	}
+	return out, nil
+}
+
+// Plan computes what it would take to make every app match the policy
+// now. It changes nothing: statuses are taken as the clock implies them,
+// even where the scheduler has not written them yet.
+func (e *Engine) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
+	actual, err := e.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return e.planWith(ctx, o, actual)
+}
+
+func (e *Engine) planWith(ctx context.Context, o PlanOptions, actual map[string]*connectors.State) (*Plan, error) {
+	pol := o.Policy
+	if pol == nil {
+		pol = e.Policy()
+	}
+	now := e.now().UTC()
+	var in Input
+	err := e.db.View(func(tx *bolt.Tx) error {
+		ws, err := allWorkers(tx)
+		if err != nil {
+			return err
+		}
+		in, err = e.buildInput(ctx, tx, pol, ws, o.Only, now)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle: plan: %w", err)
+	}
+	in.Actual = actual
+	p := Compute(in)
+	p.PolicyHash = pol.Hash()
+	return p, nil
+}
+
+func (e *Engine) buildInput(ctx context.Context, tx *bolt.Tx, pol *policy.Set, ws []*Worker, only []connectors.WorkerID, now time.Time) (Input, error) {
+	in := Input{Now: now, Apps: e.appNames, Retention: e.retention, Transfers: map[string]bool{}}
+	for name, c := range e.apps {
+		if _, ok := c.(connectors.DataTransferer); ok {
+			in.Transfers[name] = true
+		}
+	}
+	byID := make(map[connectors.WorkerID]*Worker, len(ws))
+	for _, w := range ws {
+		byID[w.ID] = w
+	}
+	var keep map[connectors.WorkerID]bool
+	if only != nil {
+		keep = map[connectors.WorkerID]bool{}
+		for _, id := range only {
+			keep[id] = true
+		}
+	}
+	in.Workers = make([]PlanWorker, 0, len(ws))
+	for _, w := range ws {
+		if keep != nil && !keep[w.ID] {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return in, err
+		}
+		cw := *w
+		cw.Status = EffectiveStatus(&w.HR, w.Deleted, now, e.loc)
+		if cw.Status != w.Status {
+			// The scheduler has not written this transition yet; plan as
+			// if it had.
+			nw, _ := transition(w, &w.HR, w.Deleted, now, e.loc)
+			cw = *nw
+		}
+		pw := PlanWorker{Worker: &cw, Person: Person(w, byID)}
+		if cw.Status == Active {
+			res, err := pol.Evaluate(PolicyWorker(w, byID), now)
+			if err != nil {
+				return in, fmt.Errorf("evaluate policy for %s: %w", w.ID, err)
+			}
+			pw.Desired, pw.Expired = DesiredFrom(res)
+		}
+		l, err := getLedger(tx, w.ID)
+		if err != nil {
+			return in, err
+		}
+		pw.Ledger = l
+		in.Workers = append(in.Workers, pw)
+	}
+	return in, nil
+}
+
+// Prepare starts a run: it finishes what a previous run left in the
+// outbox, brings statuses up to date with the clock, audits a policy
+// set it has not seen before, and computes the plan.
+func (e *Engine) Prepare(ctx context.Context, actor string) (*Plan, *Report, error) {
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+	resumed, err := e.drain(ctx)
+	if err != nil {
+		return nil, resumed, err
+	}
+	if _, err := e.Tick(ctx, "scheduler"); err != nil {
+		return nil, resumed, err
+	}
+	if err := e.auditPolicy(actor); err != nil {
+		return nil, resumed, err
+	}
+	p, err := e.Plan(ctx, PlanOptions{})
+	return p, resumed, err
+}
+
+func (e *Engine) auditPolicy(actor string) error {
+	pol := e.Policy()
+	return e.db.Update(func(tx *bolt.Tx) error {
+		if getMeta(tx, "policy_hash") == pol.Hash() {
+			return nil
+		}
+		if _, err := audit.Append(tx, &audit.Record{Type: "policy.load", Actor: actor, Message: "policy set in force",
+			Details: map[string]string{"hash": pol.Hash(), "files": strings.Join(pol.Files(), ",")}}, e.now); err != nil {
+			return err
+		}
+		return putMeta(tx, "policy_hash", pol.Hash())
+	})
+}
+
+// ApplyOptions control Apply.
+type ApplyOptions struct {
+	Actor string
+	// Approved skips the safety gate (the plan was approved).
+	Approved bool
+}
+
+// Report is what a run did.
+type Report struct {
+	PlanID  string    `json:"planId,omitempty"`
+	Done    int       `json:"done"`
+	Failed  []Failure `json:"failed,omitempty"`
+	Skipped int       `json:"skipped"`
+	// Resumed counts actions finished from a previous run's outbox.
+	Resumed int `json:"resumed,omitempty"`
+}
+
+// Failure is an action that did not succeed.
+type Failure struct {
+	Action   connectors.Action `json:"action"`
+	Error    string            `json:"error"`
+	Kind     string            `json:"kind"`
+	Attempts int               `json:"attempts"`
+}
+
+// Add merges another report into r.
+func (r *Report) Add(o *Report) {
+	if o == nil {
+		return
+	}
+	r.Done += o.Done
+	r.Skipped += o.Skipped
+	r.Failed = append(r.Failed, o.Failed...)
+}
+
+// ApplyPlan carries out a plan: safety gate, outbox, executor. A plan
+// over the thresholds is saved as pending and an *ApprovalRequiredError
+// returned; nothing changes then.
+func (e *Engine) ApplyPlan(ctx context.Context, p *Plan, o ApplyOptions) (*Report, error) {
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
+	if p.Empty() {
+		return &Report{}, nil
+	}
+	if p.ID == "" {
+		p.ID = newPlanID(e.now())
+	}
+	if !o.Approved {
+		if exceeded := CheckSafety(p, e.safety); len(exceeded) > 0 {
+			if err := e.savePending(p, o.Actor, exceeded); err != nil {
+				return nil, err
+			}
+			return nil, &ApprovalRequiredError{PlanID: p.ID, Exceeded: exceeded}
+		}
+	}
+	if err := e.enqueue(p, o.Actor); err != nil {
+		return nil, err
+	}
+	rep, err := e.drain(ctx)
+	if rep != nil {
+		rep.PlanID = p.ID
+	}
+	if err != nil {
+		return rep, err
+	}
+	return rep, e.settle(p, rep)
+}
+
+func newPlanID(now time.Time) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return "p-" + now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+func (e *Engine) savePending(p *Plan, actor string, exceeded []string) error {
+	return e.db.Update(func(tx *bolt.Tx) error {
+		s := summaryDetails(p)
+		s["exceeded"] = strings.Join(exceeded, "; ")
+		if _, err := audit.Append(tx, &audit.Record{Type: "plan.pending", Actor: actor, PlanID: p.ID,
+			Message: "plan exceeds safety thresholds; waiting for approval", Details: s}, e.now); err != nil {
+			return err
+		}
+		return putJSON(tx, bucketPlans, []byte(p.ID), &SavedPlan{Plan: p, Status: PlanPending, Exceeded: exceeded, CreatedBy: actor})
+	})
+}
+
+func summaryDetails(p *Plan) map[string]string {
+	s := p.Summary()
+	return map[string]string{
+		"steps": fmt.Sprint(len(p.Steps)), "create": fmt.Sprint(s.Create), "grant": fmt.Sprint(s.Grant),
+		"change": fmt.Sprint(s.Change), "revoke": fmt.Sprint(s.Revoke), "suspend": fmt.Sprint(s.Suspend),
+		"restore": fmt.Sprint(s.Restore), "delete": fmt.Sprint(s.Delete), "policy_hash": p.PolicyHash,
+		"fingerprint": p.Fingerprint(),
+	}
+}
+
+// enqueue writes every step to the outbox, each with its audited intent,
+// in one transaction: all or nothing.
+func (e *Engine) enqueue(p *Plan, actor string) error {
+	err := e.db.Update(func(tx *bolt.Tx) error {
+		if _, err := audit.Append(tx, &audit.Record{Type: "plan.applied", Actor: actor, PlanID: p.ID,
+			Message: "plan accepted for execution", Details: summaryDetails(p)}, e.now); err != nil {
+			return err
+		}
+		ob := tx.Bucket(bucketOutbox)
+		for _, st := range p.Steps {
+			a := st.Action
+			if _, err := audit.Append(tx, &audit.Record{Type: "action.intent", Actor: actor, Worker: string(a.Person.Worker),
+				App: a.App, Action: string(a.Kind), Entitlement: a.Entitlement.String(), Reason: a.Reason,
+				PlanID: p.ID, ActionID: st.ID, Message: a.Detail}, e.now); err != nil {
+				return err
+			}
+			seq, err := ob.NextSequence()
+			if err != nil {
+				return err
+			}
+			// Grace and the exception flag travel with the item so the
+			// ledger can record them when the grant succeeds.
+			it := OutboxItem{Seq: seq, PlanID: p.ID, StepID: st.ID, Action: a, Actor: actor, Grace: st.Grace,
+				Exception: st.Exception, EnqueuedAt: e.now().UTC()}
+			if err := putJSON(tx, bucketOutbox, seqKey(seq), &it); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("lifecycle: enqueue plan %s: %w", p.ID, err)
+	}
+	return nil
+}
+
+// settle clears the transition of workers whose every action in the plan
+// succeeded: their joiner/mover/rehire/leaver is carried out.
+func (e *Engine) settle(p *Plan, rep *Report) error {
+	failed := map[connectors.WorkerID]bool{}
+	for _, f := range rep.Failed {
+		failed[f.Action.Person.Worker] = true
+	}
+	for _, d := range p.Deferred {
+		failed[d.Action.Person.Worker] = true
+	}
+	now := e.now().UTC()
+	return e.db.Update(func(tx *bolt.Tx) error {
+		ws, err := allWorkers(tx)
+		if err != nil {
+			return err
+		}
+		for _, w := range ws {
+			if w.Transition == "" || failed[w.ID] || EffectiveStatus(&w.HR, w.Deleted, now, e.loc) == Pending {
+				continue
+			}
+			w.Transition = ""
+			if err := putWorker(tx, w); err != nil {
+				return err
+			}
+		}
+		return putMeta(tx, "last_apply", now.Format(time.RFC3339Nano))
+	})
+}
+
+// Outbox returns the actions waiting in the outbox.
+func (e *Engine) Outbox(ctx context.Context) ([]OutboxItem, error) {
+	var items []OutboxItem
+	err := e.db.View(func(tx *bolt.Tx) error {
+		var err error
+		items, err = outboxItems(tx)
+		return err
+	})
+	return items, err
+}
+
+// retry runs fn until it succeeds, fails terminally, the context ends or
+// MaxAttempts is reached, sleeping with exponential backoff and jitter
+// (at least as long as a RateLimited error's RetryAfter) in between.
+func (e *Engine) retry(ctx context.Context, fn func() error) error {
+	_, err := e.retryCount(ctx, fn)
+	return err
+}
+
+func (e *Engine) retryCount(ctx context.Context, fn func() error) (int, error) {
+	var err error
+	for attempt := 1; ; attempt++ {
+		if cerr := ctx.Err(); cerr != nil {
+			return attempt - 1, cerr
+		}
+		err = fn()
+		if err == nil || !connectors.Retryable(err) || attempt >= e.exec.MaxAttempts || ctx.Err() != nil {
+			return attempt, err
+		}
+		d := backoff(attempt, e.exec.BackoffBase, e.exec.BackoffMax)
+		if ra := connectors.RetryAfter(err); ra > d {
+			d = ra
+		}
+		e.log.Debug("retrying after transient error", "wait", d, "attempt", attempt, "err", err)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return attempt, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is base·2^(attempt-1) capped at max, with "equal jitter": half
+// fixed, half random, so retries from many actions spread out.
+func backoff(attempt int, base, max time.Duration) time.Duration {
+	d := base << (attempt - 1)
+	if d <= 0 || d > max {
+		d = max
+	}
+	half := d / 2
+	if half <= 0 {
+		return d
+	}
+	return half + time.Duration(mrand.Int64N(int64(half)))
+}

@@ -1,0 +1,210 @@
+package lifecycle
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/rosterhq/roster/audit"
+	"github.com/rosterhq/roster/connectors"
+)
+
+// Bucket names in the data file. The audit bucket belongs to package audit.
+var (
+	bucketWorkers = []byte("workers")
+	bucketLedger  = []byte("ledger")
+	bucketOutbox  = []byte("outbox")
+	bucketPlans   = []byte("plans")
+	bucketMeta    = []byte("meta")
+)
+
+// InitStore creates the engine's buckets (and the audit bucket) if missing.
+func InitStore(db *bolt.DB) error {
+	return db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketWorkers, bucketLedger, bucketOutbox, bucketPlans, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		return audit.Init(tx)
+	})
+}
+
+func getJSON(tx *bolt.Tx, bucket []byte, key []byte, v any) (bool, error) {
+	b := tx.Bucket(bucket)
+	if b == nil {
+		return false, fmt.Errorf("bucket %s missing: data file not initialised", bucket)
+	}
+	raw := b.Get(key)
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("decode %s/%s: %w", bucket, key, err)
+	}
+	return true, nil
+}
+
+func putJSON(tx *bolt.Tx, bucket []byte, key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
+	}
+	return tx.Bucket(bucket).Put(key, raw)
+}
+
+func getWorker(tx *bolt.Tx, id connectors.WorkerID) (*Worker, error) {
+	var w Worker
+	ok, err := getJSON(tx, bucketWorkers, []byte(id), &w)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &w, nil
+}
+
+func putWorker(tx *bolt.Tx, w *Worker) error {
+	return putJSON(tx, bucketWorkers, []byte(w.ID), w)
+}
+
+// allWorkers returns every stored worker, sorted by id (bbolt key order).
+func allWorkers(tx *bolt.Tx) ([]*Worker, error) {
+	var out []*Worker
+	err := tx.Bucket(bucketWorkers).ForEach(func(k, v []byte) error {
+		var w Worker
+		if err := json.Unmarshal(v, &w); err != nil {
+			return fmt.Errorf("decode worker %s: %w", k, err)
+		}
+		out = append(out, &w)
+		return nil
+	})
+	return out, err
+}
+
+// storedLedger is Ledger's on-disk form (JSON needs string keys).
+type storedLedger map[string][]LedgerEntry
+
+func getLedger(tx *bolt.Tx, id connectors.WorkerID) (Ledger, error) {
+	var s storedLedger
+	if _, err := getJSON(tx, bucketLedger, []byte(id), &s); err != nil {
+		return nil, err
+	}
+	l := Ledger{}
+	for app, es := range s {
+		m := make(map[connectors.EntitlementKey]LedgerEntry, len(es))
+		for _, e := range es {
+			m[e.Entitlement.Key()] = e
+		}
+		l[app] = m
+	}
+	return l, nil
+}
+
+func putLedger(tx *bolt.Tx, id connectors.WorkerID, l Ledger) error {
+	s := storedLedger{}
+	for app, m := range l {
+		if len(m) == 0 {
+			continue
+		}
+		es := make([]LedgerEntry, 0, len(m))
+		for _, e := range m {
+			es = append(es, e)
+		}
+		sort.Slice(es, func(i, j int) bool { return es[i].Entitlement.Less(es[j].Entitlement) })
+		s[app] = es
+	}
+	if len(s) == 0 {
+		return tx.Bucket(bucketLedger).Delete([]byte(id))
+	}
+	return putJSON(tx, bucketLedger, []byte(id), s)
+}
+
+// recordOutcome updates the ledger after a successful action.
+func recordOutcome(tx *bolt.Tx, a connectors.Action, now time.Time, grace time.Duration, exception bool) error {
+	l, err := getLedger(tx, a.Person.Worker)
+	if err != nil {
+		return err
+	}
+	m := l[a.App]
+	if m == nil {
+		m = map[connectors.EntitlementKey]LedgerEntry{}
+		l[a.App] = m
+	}
+	switch a.Kind {
+	case connectors.CreateAccount, connectors.RestoreAccount:
+		if _, ok := m[connectors.Account.Key()]; !ok || a.Kind == connectors.CreateAccount {
+			m[connectors.Account.Key()] = LedgerEntry{Entitlement: a.Entitlement, Since: now, Why: a.Detail}
+		}
+	case connectors.Grant:
+		e := LedgerEntry{Entitlement: a.Entitlement, Since: now, Why: a.Detail, Grace: grace, Exception: exception}
+		if old, ok := m[a.Entitlement.Key()]; ok && a.Entitlement.IsAccount() {
+			e.Since = old.Since
+		}
+		m[a.Entitlement.Key()] = e
+	case connectors.Revoke:
+		delete(m, a.Entitlement.Key())
+	case connectors.DeleteAccount:
+		delete(l, a.App)
+	}
+	return putLedger(tx, a.Person.Worker, l)
+}
+
+func seqKey(n uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], n)
+	return k[:]
+}
+
+// OutboxItem is one action waiting to be carried out.
+type OutboxItem struct {
+	Seq        uint64            `json:"seq"`
+	PlanID     string            `json:"planId"`
+	StepID     string            `json:"stepId"`
+	Action     connectors.Action `json:"action"`
+	Actor      string            `json:"actor"`
+	Grace      time.Duration     `json:"grace,omitempty"`
+	Exception  bool              `json:"exception,omitempty"`
+	EnqueuedAt time.Time         `json:"enqueuedAt"`
+}
+
+func outboxItems(tx *bolt.Tx) ([]OutboxItem, error) {
+	var out []OutboxItem
+	err := tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
+		var it OutboxItem
+		if err := json.Unmarshal(v, &it); err != nil {
+			return fmt.Errorf("decode outbox item %x: %w", k, err)
+		}
+		out = append(out, it)
+		return nil
+	})
+	return out, err
+}
+
+// SavedPlan is a plan kept in the store: one waiting for approval, or one
+// that was approved and applied.
+type SavedPlan struct {
+	Plan      *Plan     `json:"plan"`
+	Status    string    `json:"status"` // pending, approved, rejected
+	Exceeded  []string  `json:"exceeded,omitempty"`
+	CreatedBy string    `json:"createdBy,omitempty"`
+	DecidedBy string    `json:"decidedBy,omitempty"`
+	DecidedAt time.Time `json:"decidedAt,omitzero"`
+}
+
+// Saved plan statuses.
+const (
+	PlanPending  = "pending"
+	PlanApproved = "approved"
+	PlanRejected = "rejected"
+)
+
+func getMeta(tx *bolt.Tx, key string) string {
+	return string(tx.Bucket(bucketMeta).Get([]byte(key)))
+}
+
+func putMeta(tx *bolt.Tx, key, value string) error {
+	return tx.Bucket(bucketMeta).Put([]byte(key), []byte(value))
+}
