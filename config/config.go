@@ -85,15 +85,15 @@ type Safety struct {
 	Delete  Threshold
 }
 
-// Threshold bounds how many actions of one kind a plan may hold without an
-// explicit approval. A block or key missing from roster.yaml takes its
+// Threshold bounds how many workers one kind of action in a plan may
+// affect without an explicit approval. A block or key missing from roster.yaml takes its
 // default (DefaultSafety); an explicit 0 means every action of that kind
 // needs approval. There is no "unlimited": write a large number.
 type Threshold struct {
-	// Max is the largest number of such actions allowed.
+	// Max is the largest number of distinct workers affected.
 	Max int
-	// MaxPercent is the largest share, 0..100, of the population (for
-	// example the connector's accounts) allowed.
+	// MaxPercent is the largest share, 0..100, of the managed workers
+	// (active, pending, and those leaving in the plan) affected.
 	MaxPercent float64
 }
 

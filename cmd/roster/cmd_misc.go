@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -73,10 +74,42 @@ func transitionsText(m map[string]int) string {
 	var parts []string
 	for _, k := range []string{lifecycle.Joiner, lifecycle.Mover, lifecycle.Leaver, lifecycle.Rehire} {
 		if m[k] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", m[k], k))
+			parts = append(parts, fmt.Sprintf("%d %s", m[k], plural(k, m[k])))
 		}
 	}
 	return ": " + strings.Join(parts, ", ")
+}
+
+func plural(word string, n int) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// relPath shortens p relative to the working directory when it is below it.
+func relPath(p string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	if r, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}
+
+// shortDuration prints 72h rather than 72h0m0s, and whole days as 7d.
+func shortDuration(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
 }
 
 func newPolicyCmd(g *globals) *cobra.Command {
@@ -175,7 +208,7 @@ difference. Exit 0 when all pass, 1 otherwise.`,
 					continue
 				}
 				failed++
-				fmt.Fprintf(out, "FAIL  %s  (%s:%d)\n", r.Case.Name, r.Case.File, r.Case.Line)
+				fmt.Fprintf(out, "FAIL  %s  (%s:%d)\n", r.Case.Name, relPath(r.Case.File), r.Case.Line)
 				for _, f := range r.Failures {
 					fmt.Fprintf(out, "      %s\n", f)
 				}
@@ -225,11 +258,11 @@ func renderExplain(out io.Writer, w *lifecycle.Worker, st lifecycle.Status, res 
 	for _, r := range res.Roles {
 		switch {
 		case r.IncludedBy != "":
-			fmt.Fprintf(out, "  %-20s included by %s  (%s:%d)\n", r.Role, r.IncludedBy, r.File, r.Line)
+			fmt.Fprintf(out, "  %-20s included by %s  (%s:%d)\n", r.Role, r.IncludedBy, relPath(r.File), r.Line)
 		case r.Birthright:
-			fmt.Fprintf(out, "  %-20s birthright  (%s:%d)\n", r.Role, r.File, r.Line)
+			fmt.Fprintf(out, "  %-20s birthright  (%s:%d)\n", r.Role, relPath(r.File), r.Line)
 		default:
-			fmt.Fprintf(out, "  %-20s when %s  (%s:%d)\n", r.Role, r.When, r.File, r.Line)
+			fmt.Fprintf(out, "  %-20s when %s  (%s:%d)\n", r.Role, strings.Join(strings.Fields(r.When), " "), relPath(r.File), r.Line)
 		}
 	}
 	fmt.Fprintln(out, "\nGrants:")
@@ -251,7 +284,7 @@ func renderExplain(out io.Writer, w *lifecycle.Worker, st lifecycle.Status, res 
 		line := fmt.Sprintf("  %s:%s", gr.App, gr.Entitlement)
 		fmt.Fprintf(out, "%-48s <- %s", line, strings.Join(from, ", "))
 		if gr.Grace > 0 {
-			fmt.Fprintf(out, "  [grace %s]", gr.Grace)
+			fmt.Fprintf(out, "  [grace %s]", shortDuration(gr.Grace))
 		}
 		fmt.Fprintln(out)
 	}
@@ -278,6 +311,10 @@ func newAuditCmd(g *globals) *cobra.Command {
 						return &exitError{code: 1, err: fmt.Errorf("audit log verification FAILED at record %d: %s", ce.Seq, ce.Reason)}
 					}
 					return err
+				}
+				if res.Records == 0 {
+					fmt.Fprintln(cmd.OutOrStdout(), "Audit log OK: empty")
+					return nil
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "Audit log OK: %d records, chain intact, head %s\n", res.Records, res.Head)
 				return nil
@@ -452,6 +489,9 @@ func (g *globals) withAudit(cmd *cobra.Command, fn func(*audit.Log) error) error
 	if err != nil {
 		return err
 	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "roster.db")); err != nil {
+		return fmt.Errorf("no data file in %s (%w): nothing has been recorded there yet; check --data-dir or data_dir", cfg.DataDir, err)
+	}
 	db, err := openDB(cfg.DataDir)
 	if err != nil {
 		return err
@@ -494,9 +534,11 @@ func newConfigCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(out, "  policies:   %d roles in %d files\n", len(pol.RoleNames()), len(pol.Files()))
 			fmt.Fprintf(out, "  connectors:\n")
 			for _, c := range apps {
-				var kinds []string
+				kinds := []string{"account"}
 				for _, k := range c.Kinds() {
-					kinds = append(kinds, k.Name)
+					if k.Name != "account" {
+						kinds = append(kinds, k.Name)
+					}
 				}
 				fmt.Fprintf(out, "    %-10s %-8s kinds: %s\n", c.Name(), cfg.Connectors[c.Name()].Type, strings.Join(kinds, ", "))
 			}

@@ -21,6 +21,22 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// writePlanJSON writes a plan as `plan -o json` prints it.
+func writePlanJSON(w io.Writer, p *lifecycle.Plan) error {
+	return writeJSON(w, jsonPlan(p))
+}
+
+// jsonPlan returns p with its steps as a JSON list even when there are
+// none ("steps": [], not null), so consumers need no null check.
+func jsonPlan(p *lifecycle.Plan) *lifecycle.Plan {
+	if p == nil || p.Steps != nil {
+		return p
+	}
+	c := *p
+	c.Steps = []lifecycle.Step{}
+	return &c
+}
+
 func checkOutput(o string) error {
 	if o != "text" && o != "json" {
 		return fmt.Errorf("--output %q: want text or json", o)
@@ -74,7 +90,7 @@ Plan changes nothing: not the apps, not the data file, not the audit log.`,
 			}
 			out := cmd.OutOrStdout()
 			if output == "json" {
-				if err := writeJSON(out, p); err != nil {
+				if err := writePlanJSON(out, p); err != nil {
 					return err
 				}
 			} else {
@@ -138,7 +154,7 @@ retried with exponential backoff; terminal ones are reported (exit 1).`,
 			}
 			if p.Empty() {
 				if output == "json" {
-					return writeJSON(out, map[string]any{"plan": p, "report": &lifecycle.Report{}})
+					return writeJSON(out, map[string]any{"plan": jsonPlan(p), "report": &lifecycle.Report{}})
 				}
 				return nil
 			}
@@ -165,7 +181,7 @@ func reportApply(out io.Writer, output string, p *lifecycle.Plan, rep *lifecycle
 	var ar *lifecycle.ApprovalRequiredError
 	if errors.As(err, &ar) {
 		if output == "json" {
-			_ = writeJSON(out, map[string]any{"plan": p, "pendingApproval": ar.PlanID, "exceeded": ar.Exceeded})
+			_ = writeJSON(out, map[string]any{"plan": jsonPlan(p), "pendingApproval": ar.PlanID, "exceeded": ar.Exceeded})
 		} else {
 			fmt.Fprintf(out, "\nThis plan exceeds the safety thresholds:\n")
 			for _, x := range ar.Exceeded {
@@ -176,7 +192,7 @@ func reportApply(out io.Writer, output string, p *lifecycle.Plan, rep *lifecycle
 		return &exitError{code: 3}
 	}
 	if output == "json" {
-		if jerr := writeJSON(out, map[string]any{"plan": p, "report": rep}); jerr != nil {
+		if jerr := writeJSON(out, map[string]any{"plan": jsonPlan(p), "report": rep}); jerr != nil {
 			return jerr
 		}
 	} else if rep != nil {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/lifecycle"
@@ -36,6 +37,16 @@ func describeStep(st lifecycle.Step) (sym, what string) {
 		return ">", "transfer data " + a.Detail
 	}
 	return "?", string(a.Kind)
+}
+
+// deferredWhat says what a deferred action will do: "revoke
+// team/backend#member", "suspend account" (not "suspend account account").
+func deferredWhat(a connectors.Action) string {
+	what := strings.ReplaceAll(string(a.Kind), "_", " ")
+	if a.Kind == connectors.Grant || a.Kind == connectors.Revoke {
+		what += " " + a.Entitlement.String()
+	}
+	return what
 }
 
 func orDash(s string) string {
@@ -103,7 +114,7 @@ func renderPlan(w io.Writer, p *lifecycle.Plan) {
 			width := 0
 			for _, st := range g.steps[app] {
 				_, what := describeStep(st)
-				width = max(width, len(what))
+				width = max(width, utf8.RuneCountInString(what)) // fmt pads by runes
 			}
 			for _, st := range g.steps[app] {
 				sym, what := describeStep(st)
@@ -115,8 +126,8 @@ func renderPlan(w io.Writer, p *lifecycle.Plan) {
 	if len(p.Deferred) > 0 {
 		fmt.Fprintln(w, "Waiting for a grace period (not in this plan):")
 		for _, d := range p.Deferred {
-			fmt.Fprintf(w, "  - %s %s: %s %s until %s (%s)\n", personLabel(d.Action.Person), d.Action.App,
-				strings.ReplaceAll(string(d.Action.Kind), "_", " "), d.Action.Entitlement, d.Until.UTC().Format(time.RFC3339), reasonText(d.Action))
+			fmt.Fprintf(w, "  - %s %s: %s until %s (%s)\n", personLabel(d.Action.Person), d.Action.App,
+				deferredWhat(d.Action), d.Until.UTC().Format(time.RFC3339), reasonText(d.Action))
 		}
 		fmt.Fprintln(w)
 	}
@@ -125,7 +136,11 @@ func renderPlan(w io.Writer, p *lifecycle.Plan) {
 		orphans := append([]lifecycle.Orphan(nil), p.Orphans...)
 		sort.SliceStable(orphans, func(i, j int) bool { return orphans[i].App < orphans[j].App })
 		for _, o := range orphans {
-			fmt.Fprintf(w, "  ? %s: %s %s\n", o.App, o.Account.ID, o.Account.Email)
+			if o.Account.Email != "" {
+				fmt.Fprintf(w, "  ? %s: %s %s\n", o.App, o.Account.ID, o.Account.Email)
+			} else {
+				fmt.Fprintf(w, "  ? %s: %s\n", o.App, o.Account.ID)
+			}
 		}
 		fmt.Fprintln(w)
 	}
@@ -134,6 +149,10 @@ func renderPlan(w io.Writer, p *lifecycle.Plan) {
 
 func summaryLine(p *lifecycle.Plan) string {
 	s := p.Summary()
-	return fmt.Sprintf("Plan: %d to create, %d to grant, %d to change, %d to revoke, %d to suspend, %d to restore, %d to delete.",
+	line := fmt.Sprintf("Plan: %d to create, %d to grant, %d to change, %d to revoke, %d to suspend, %d to restore, %d to delete",
 		s.Create, s.Grant, s.Change, s.Revoke, s.Suspend, s.Restore, s.Delete)
+	if s.Transfer > 0 {
+		line += fmt.Sprintf(", %d %s", s.Transfer, plural("data transfer", s.Transfer))
+	}
+	return line + "."
 }
