@@ -300,10 +300,12 @@ func (p *workerProvider) NewValue(name string, fields map[string]ref.Val) ref.Va
 }
 
 // newCELEnv builds the environment every policy expression is checked in:
-// the standard library, the strings extension, `worker` and `now`.
+// the standard library, the strings extension, optional values
+// (worker.custom.?x.orValue("")), `worker` and `now`.
 func newCELEnv() (*cel.Env, error) {
 	env, err := cel.NewEnv(
 		ext.Strings(),
+		cel.OptionalTypes(),
 		func(e *cel.Env) (*cel.Env, error) {
 			return cel.CustomTypeProvider(newWorkerProvider(e.CELTypeProvider()))(e)
 		},
@@ -328,7 +330,7 @@ type expr struct {
 	text string
 	prg  cel.Program
 	refs refSet
-	// direct, when >= 0, is a string worker field the template reads
+	// direct, when isDir, is the string worker field the template reads
 	// as is (`worker.team`): evaluated without CEL.
 	direct fieldID
 	isDir  bool
@@ -406,7 +408,7 @@ func cleanCELMessage(m string) string {
 // refSet is what an expression reads: worker fields, specific custom
 // attributes, and flags for things that defeat memoization.
 type refSet struct {
-	fields     uint32   // bit i set: reads fieldID(i)
+	fields     uint32 // bit i set: reads fieldID(i)
 	keyFields  []fieldID
 	customKeys []string // sorted, distinct: custom attributes read by constant key
 	now        bool     // reads `now`
@@ -416,6 +418,15 @@ type refSet struct {
 func (r *refSet) add(f fieldID) { r.fields |= 1 << f }
 
 func (r refSet) has(f fieldID) bool { return r.fields&(1<<f) != 0 }
+
+// singleString reports whether r reads exactly one string field (and
+// nothing else), and which.
+func (r refSet) singleString() (fieldID, bool) {
+	if len(r.keyFields) != 1 || len(r.customKeys) != 0 || !r.keyFields[0].isString() {
+		return 0, false
+	}
+	return r.keyFields[0], true
+}
 
 // signature identifies expressions that read the same things.
 func (r refSet) signature() string {

@@ -29,8 +29,9 @@
 // hasEndDate (bools), and custom (map<string, string>). Every field is
 // always present, so has(worker.team) is always true; test custom
 // attributes with has(worker.custom.x) or "x" in worker.custom. The
-// variable `now` is the evaluation time. The standard library and the
-// strings extension are available.
+// variable `now` is the evaluation time. The standard library, the
+// strings extension and optional values (worker.custom.?level.orValue(""))
+// are available.
 //
 // LoadTests and Set.RunTests run policy tests: a worker, the exact roles
 // it must match, and entitlements that must be present or absent.

@@ -16,8 +16,9 @@ import (
 )
 
 // Set is a loaded, validated and compiled policy set. It never changes
-// once loaded, except for internal memo tables that make evaluation fast;
-// it is safe for concurrent use.
+// once loaded, except for internal memo tables that make evaluation fast
+// (bounded: at most 65,536 entries per group of conditions reading the
+// same fields); it is safe for concurrent use.
 type Set struct {
 	files      []string
 	hash       string
@@ -81,13 +82,20 @@ func (m *memo[V]) get(key []byte) (V, bool) {
 	return v, ok
 }
 
-func (m *memo[V]) put(key []byte, v V, limit int) {
+func (m *memo[V]) getStr(key string) (V, bool) {
+	m.mu.RLock()
+	v, ok := m.m[key]
+	m.mu.RUnlock()
+	return v, ok
+}
+
+func (m *memo[V]) put(key string, v V, limit int) {
 	m.mu.Lock()
 	if m.m == nil {
 		m.m = map[string]V{}
 	}
 	if len(m.m) < limit {
-		m.m[string(key)] = v
+		m.m[key] = v
 	}
 	m.mu.Unlock()
 }
@@ -138,6 +146,9 @@ func newSet(srcs []*source, l *loader, byName map[string]*role) *Set {
 		}
 		sort.Ints(r.incl)
 		addApps(r.grants)
+		for _, g := range r.grants {
+			g.src = []Source{{Role: r.name, File: g.file, Line: g.line}}
+		}
 		switch {
 		case r.birthright:
 			s.birthright = append(s.birthright, i)
@@ -152,7 +163,11 @@ func newSet(srcs []*source, l *loader, byName map[string]*role) *Set {
 			g.roles = append(g.roles, i)
 		}
 	}
+	s.groups = mergeSubsetGroups(s.groups)
 	for i, x := range l.exceptions {
+		for _, g := range x.grants {
+			g.src = []Source{{Exception: x.reason, Expires: x.end, File: g.file, Line: g.line}}
+		}
 		s.exceptions = append(s.exceptions, x)
 		s.excByID[x.worker] = append(s.excByID[x.worker], i)
 		f := strings.ToLower(x.worker)
@@ -177,6 +192,57 @@ func newSet(srcs []*source, l *loader, byName map[string]*role) *Set {
 	s.indexStaticKeys()
 	s.scratch.New = func() any { return &scratch{} }
 	return s
+}
+
+// mergeSubsetGroups folds each cacheable group into a cacheable group
+// whose key reads strictly more (the one reading least): that key
+// determines the smaller one, so the memo gets no more entries, and each
+// worker costs one lookup less.
+func mergeSubsetGroups(groups []*condGroup) []*condGroup {
+	covers := func(big, small refSet) bool {
+		if big.fields&small.fields != small.fields {
+			return false
+		}
+		for _, k := range small.customKeys {
+			if !slices.Contains(big.customKeys, k) {
+				return false
+			}
+		}
+		return len(big.keyFields)+len(big.customKeys) > len(small.keyFields)+len(small.customKeys)
+	}
+	size := func(g *condGroup) int { return len(g.refs.keyFields) + len(g.refs.customKeys) }
+	into := make([]*condGroup, len(groups))
+	for i, a := range groups {
+		if !a.cacheable {
+			continue
+		}
+		for j, b := range groups {
+			if i != j && b.cacheable && covers(b.refs, a.refs) && (into[i] == nil || size(b) < size(into[i])) {
+				into[i] = b
+			}
+		}
+	}
+	var out []*condGroup
+	for i, a := range groups {
+		target := into[i]
+		for target != nil {
+			// Follow the chain to a group that is kept.
+			k := slices.Index(groups, target)
+			if into[k] == nil {
+				break
+			}
+			target = into[k]
+		}
+		if target == nil {
+			out = append(out, a)
+			continue
+		}
+		target.roles = append(target.roles, a.roles...)
+	}
+	for _, g := range out {
+		slices.Sort(g.roles)
+	}
+	return out
 }
 
 // appKey is an entitlement key within an app.
@@ -212,6 +278,7 @@ func (s *Set) indexStaticKeys() {
 		g.ord = -1
 		if g.parts == nil {
 			g.ord = s.ordOf(g.app, g.ent)
+			g.implied = []Source{{Implied: "implied by " + g.ent.String()}}
 		}
 	}
 }
@@ -263,7 +330,7 @@ type Result struct {
 // RoleMatch is one matched role and why it matched.
 type RoleMatch struct {
 	Role       string
-	When       string // the condition as written; "" for birthright and included roles without one
+	When       string // the condition as written (trimmed); "" for birthright and abstract roles
 	File       string
 	Line       int
 	Birthright bool
@@ -285,7 +352,9 @@ type Grant struct {
 	// exception is removed at once.
 	Grace time.Duration
 	// Sources says why: roles first (by name), then exceptions (by
-	// reason), then "implied by".
+	// reason); or the one "implied by" source of an implied account.
+	// Sources slices may be shared between Results: treat them as
+	// read-only.
 	Sources []Source
 }
 
@@ -319,13 +388,11 @@ const (
 
 // tuple is one (app, entitlement, source) found for a worker.
 type tuple struct {
-	app    string
-	ent    connectors.Entitlement
-	rank   int
+	g      *grantRule
+	ent    connectors.Entitlement // g.ent, with the resource resolved
 	grace  time.Duration
 	ord    int // see Set.ordOf
 	srcOrd int // role index for roles, excOrd for exceptions
-	src    Source
 }
 
 // Evaluate computes what w gets from the policy set at time now: matched
@@ -408,7 +475,7 @@ func (s *Set) Evaluate(w *Worker, now time.Time) (*Result, error) {
 			} else if r.hasGrace {
 				grace = r.grace
 			}
-			s.addGrant(sc, res, g, grace, i, Source{Role: r.name, File: g.file, Line: g.line}, r.name, false)
+			s.addGrant(sc, res, g, grace, i, r.name, false)
 		}
 	}
 	if len(s.exceptions) > 0 {
@@ -435,8 +502,20 @@ func (s *Set) release(sc *scratch) {
 // evalGroup marks the roles of g whose condition holds for the worker.
 func (s *Set) evalGroup(g *condGroup, sc *scratch, res *Result) {
 	if g.cacheable && !s.noCache {
-		sc.key = appendKey(sc.key[:0], &g.refs, sc.act.worker.w)
-		r, ok := g.memo.get(sc.key)
+		var r groupResult
+		var ok bool
+		var key string
+		if f, one := g.refs.singleString(); one {
+			// One string field: its value is the key.
+			key = sc.act.worker.w.str(f)
+			r, ok = g.memo.getStr(key)
+		} else {
+			sc.key = appendKey(sc.key[:0], &g.refs, sc.act.worker.w)
+			r, ok = g.memo.get(sc.key)
+			if !ok {
+				key = string(sc.key)
+			}
+		}
 		if !ok {
 			r = groupResult{match: make([]bool, len(g.roles))}
 			for k, i := range g.roles {
@@ -449,7 +528,7 @@ func (s *Set) evalGroup(g *condGroup, sc *scratch, res *Result) {
 					r.errs[k] = errMsg
 				}
 			}
-			g.memo.put(sc.key, r, s.memoLimit)
+			g.memo.put(key, r, s.memoLimit)
 		}
 		for k, i := range g.roles {
 			if r.match[k] {
@@ -472,9 +551,11 @@ func (s *Set) evalGroup(g *condGroup, sc *scratch, res *Result) {
 	}
 }
 
+const condFailed = ": condition failed to evaluate, role not matched: "
+
 func (s *Set) condWarning(i int, msg string) string {
 	r := s.roles[i]
-	return fmt.Sprintf("role %q (%s:%d): condition failed to evaluate, role not matched: %s", r.name, r.file, r.line, msg)
+	return fmt.Sprintf("role %q (%s:%d)%s%s", r.name, r.file, r.line, condFailed, msg)
 }
 
 func evalCond(x *expr, act *activation) (bool, string) {
@@ -542,7 +623,7 @@ func appendTime(b []byte, t time.Time) []byte {
 }
 
 // addGrant resolves g for the worker and records it with src.
-func (s *Set) addGrant(sc *scratch, res *Result, g *grantRule, grace time.Duration, srcOrd int, src Source, owner string, expired bool) {
+func (s *Set) addGrant(sc *scratch, res *Result, g *grantRule, grace time.Duration, srcOrd int, owner string, expired bool) {
 	ent, ord := g.ent, g.ord
 	if g.parts != nil {
 		sc.buf = sc.buf[:0]
@@ -560,7 +641,7 @@ func (s *Set) addGrant(sc *scratch, res *Result, g *grantRule, grace time.Durati
 		ent.Resource = string(sc.buf)
 		ord = s.ordOf(g.app, ent)
 	}
-	t := tuple{app: g.app, ent: ent, rank: g.rank, grace: grace, ord: ord, srcOrd: srcOrd, src: src}
+	t := tuple{g: g, ent: ent, grace: grace, ord: ord, srcOrd: srcOrd}
 	if expired {
 		sc.exp = append(sc.exp, t)
 	} else {
@@ -584,7 +665,7 @@ func (s *Set) evalTemplate(x *expr, sc *scratch, res *Result, g *grantRule, owne
 		var ok bool
 		if r, ok = x.memo.get(sc.key); !ok {
 			r = evalTemplateCEL(x, &sc.act)
-			x.memo.put(sc.key, r, s.memoLimit)
+			x.memo.put(string(sc.key), r, s.memoLimit)
 		}
 	default:
 		r = evalTemplateCEL(x, &sc.act)
@@ -638,8 +719,7 @@ func (s *Set) addExceptions(sc *scratch, res *Result, w *Worker, now time.Time) 
 		x := s.exceptions[i]
 		expired := !now.Before(x.end)
 		for _, g := range x.grants {
-			src := Source{Exception: x.reason, Expires: x.end, File: g.file, Line: g.line}
-			s.addGrant(sc, res, g, 0, s.excOrd[x], src, "exception "+fmt.Sprintf("%q", x.reason), expired)
+			s.addGrant(sc, res, g, 0, s.excOrd[x], fmt.Sprintf("exception %q", x.reason), expired)
 		}
 	}
 }
@@ -647,6 +727,7 @@ func (s *Set) addExceptions(sc *scratch, res *Result, w *Worker, now time.Time) 
 // merge sorts tuples and folds those naming the same entitlement (app,
 // kind and resource) into one Grant with the most privileged role and all
 // sources. With implyAccount, an app with grants but no account gets one.
+// A grant with one source shares its rule's read-only Sources slice.
 func (s *Set) merge(sc *scratch, ts []tuple, implyAccount bool) []Grant {
 	if len(ts) == 0 {
 		return nil
@@ -656,47 +737,60 @@ func (s *Set) merge(sc *scratch, ts []tuple, implyAccount bool) []Grant {
 		sc.idx = append(sc.idx, int32(i))
 	}
 	slices.SortFunc(sc.idx, func(a, b int32) int { return cmpTuple(&ts[a], &ts[b]) })
-	// Count grants (and implied accounts) to allocate once.
-	nGrants, nImplied := 0, 0
-	for k, i := range sc.idx {
-		t := &ts[i]
-		if k == 0 || !sameKey(&ts[sc.idx[k-1]], t) {
+	idx := sc.idx
+	end := func(k int) int {
+		j := k + 1
+		for j < len(idx) && sameKey(&ts[idx[k]], &ts[idx[j]]) {
+			j++
+		}
+		return j
+	}
+	newApp := func(k int) bool { return k == 0 || ts[idx[k-1]].g.app != ts[idx[k]].g.app }
+	// Count to allocate once.
+	nGrants, nSrcs := 0, 0
+	for k := 0; k < len(idx); {
+		j := end(k)
+		nGrants++
+		if implyAccount && newApp(k) && !ts[idx[k]].ent.IsAccount() {
 			nGrants++
 		}
-		if implyAccount && (k == 0 || ts[sc.idx[k-1]].app != t.app) && !t.ent.IsAccount() {
-			nImplied++
+		if j-k > 1 {
+			nSrcs += j - k
 		}
+		k = j
 	}
-	grants := make([]Grant, 0, nGrants+nImplied)
-	srcs := make([]Source, 0, len(ts)+nImplied)
-	bestRank, start := 0, 0
-	for k, i := range sc.idx {
-		t := &ts[i]
-		newApp := k == 0 || ts[sc.idx[k-1]].app != t.app
-		if implyAccount && newApp && !t.ent.IsAccount() {
-			acc := s.accounts[t.app]
-			srcs = append(srcs, Source{Implied: "implied by " + t.ent.String()})
-			grants = append(grants, Grant{App: t.app, Entitlement: acc.ent, Sources: srcs[len(srcs)-1 : len(srcs) : len(srcs)]})
+	grants := make([]Grant, 0, nGrants)
+	var srcs []Source
+	if nSrcs > 0 {
+		srcs = make([]Source, 0, nSrcs)
+	}
+	for k := 0; k < len(idx); {
+		j := end(k)
+		t := &ts[idx[k]]
+		if implyAccount && newApp(k) && !t.ent.IsAccount() {
+			implied := t.g.implied
+			if t.g.parts != nil {
+				implied = []Source{{Implied: "implied by " + t.ent.String()}}
+			}
+			grants = append(grants, Grant{App: t.g.app, Entitlement: s.accounts[t.g.app].ent, Sources: implied})
 		}
-		if k == 0 || !sameKey(&ts[sc.idx[k-1]], t) {
-			start = len(srcs)
-			srcs = append(srcs, t.src)
-			grants = append(grants, Grant{App: t.app, Entitlement: t.ent, Grace: t.grace, Sources: srcs[start:len(srcs):len(srcs)]})
-			bestRank = t.rank
-		} else {
-			g := &grants[len(grants)-1]
-			// Sources of one grant are contiguous in srcs, which never
-			// grows past its capacity.
-			srcs = append(srcs, t.src)
+		g := Grant{App: t.g.app, Entitlement: t.ent, Grace: t.grace, Sources: t.g.src}
+		if j-k > 1 {
+			start, best := len(srcs), t.g.rank
+			for m := k; m < j; m++ {
+				u := &ts[idx[m]]
+				srcs = append(srcs, u.g.src[0])
+				if u.grace > g.Grace {
+					g.Grace = u.grace
+				}
+				if u.g.rank > best || (u.g.rank == best && u.ent.Role > g.Entitlement.Role) {
+					g.Entitlement.Role, best = u.ent.Role, u.g.rank
+				}
+			}
 			g.Sources = srcs[start:len(srcs):len(srcs)]
-			if t.grace > g.Grace {
-				g.Grace = t.grace
-			}
-			if t.rank > bestRank || (t.rank == bestRank && t.ent.Role > g.Entitlement.Role) {
-				g.Entitlement.Role = t.ent.Role
-				bestRank = t.rank
-			}
 		}
+		grants = append(grants, g)
+		k = j
 	}
 	if implyAccount {
 		// An implied account keeps access as long as what implies it.
@@ -706,9 +800,7 @@ func (s *Set) merge(sc *scratch, ts []tuple, implyAccount bool) []Grant {
 				continue
 			}
 			for j := k + 1; j < len(grants) && grants[j].App == g.App; j++ {
-				if grants[j].Grace > g.Grace {
-					g.Grace = grants[j].Grace
-				}
+				g.Grace = max(g.Grace, grants[j].Grace)
 			}
 		}
 	}
@@ -722,7 +814,7 @@ func cmpTuple(a, b *tuple) int {
 		return a.ord - b.ord
 	}
 	if a.ord&1 != 0 {
-		if c := strings.Compare(a.app, b.app); c != 0 {
+		if c := strings.Compare(a.g.app, b.g.app); c != 0 {
 			return c
 		}
 		if c := cmpEntKey(a.ent, b.ent); c != 0 {
@@ -732,7 +824,7 @@ func cmpTuple(a, b *tuple) int {
 	if a.srcOrd != b.srcOrd {
 		return a.srcOrd - b.srcOrd
 	}
-	return a.src.Line - b.src.Line
+	return a.g.line - b.g.line
 }
 
 func cmpEntKey(a, b connectors.Entitlement) int {
@@ -752,7 +844,7 @@ func sameKey(a, b *tuple) bool {
 	if a.ord != b.ord {
 		return false
 	}
-	return a.ord&1 == 0 || (a.app == b.app && a.ent.Kind == b.ent.Kind && a.ent.Resource == b.ent.Resource)
+	return a.ord&1 == 0 || (a.g.app == b.g.app && a.ent.Kind == b.ent.Kind && a.ent.Resource == b.ent.Resource)
 }
 
 // hasGrant reports whether grants (sorted by app and key) hold app's e.

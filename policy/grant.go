@@ -58,13 +58,17 @@ type grantRule struct {
 	app string
 	// ent is the entitlement with its role resolved; when the resource is
 	// a template, ent.Resource is "" and parts builds it per worker.
-	ent      connectors.Entitlement
-	parts    []tplPart
-	rank     int // ent.Role's rank in the kind's roles; -1 when the kind has none
+	ent   connectors.Entitlement
+	parts []tplPart
+	rank  int // ent.Role's rank in the kind's roles; -1 when the kind has none
 	// ord is the position of a static grant's (app, kind, resource) among
 	// all static grants of the set, times two (see Set.ordOf); -1 for a
 	// templated grant, whose position is found per worker.
 	ord int
+	// src is the one Source this rule gives (shared, read-only);
+	// implied is the source of the account it implies (static rules).
+	src      []Source
+	implied  []Source
 	grace    time.Duration
 	hasGrace bool
 	text     string
@@ -178,10 +182,10 @@ func (l *loader) compileGrant(d *doc, node ast.Node, text, app string, appKnown 
 		case ent.Role == "":
 			g.ent.Role = spec.DefaultRole()
 		case len(spec.Roles) == 0:
-			report(0, "%s %q of connector %q takes no role, but the grant names role %q", kindWord(ent.Kind), ent.Kind, app, ent.Role)
+			report(0, "%s takes no role, but the grant names role %q", kindDesc(app, ent.Kind), ent.Role)
 			return nil
 		case spec.RoleRank(ent.Role) < 0:
-			report(0, "role %q is not a role of %s %q of connector %q (roles, least to most privileged: %s)", ent.Role, kindWord(ent.Kind), ent.Kind, app, strings.Join(spec.Roles, ", "))
+			report(0, "role %q is not a role of %s (roles, least to most privileged: %s)", ent.Role, kindDesc(app, ent.Kind), strings.Join(spec.Roles, ", "))
 			return nil
 		}
 		g.rank = spec.RoleRank(g.ent.Role)
@@ -213,11 +217,11 @@ func (l *loader) compileGrant(d *doc, node ast.Node, text, app string, appKnown 
 	return g
 }
 
-func kindWord(kind string) string {
+func kindDesc(app, kind string) string {
 	if kind == connectors.KindAccount {
-		return "the account"
+		return fmt.Sprintf("the account of connector %q", app)
 	}
-	return "kind"
+	return fmt.Sprintf("kind %q of connector %q", kind, app)
 }
 
 // runeOffset converts a CEL location (1-based line, 0-based rune column)

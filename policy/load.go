@@ -267,7 +267,7 @@ func (l *loader) parseRole(d *doc, n ast.Node) {
 			text, _ = d.str(p.val, "when")
 		}
 		if strings.TrimSpace(text) != "" {
-			r.when = text
+			r.when = strings.TrimSpace(text)
 			tm := d.textMap(p.val)
 			x, issues := compileExpr(l.env, text, types.BoolType, "a when condition")
 			for _, is := range issues {

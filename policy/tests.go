@@ -394,7 +394,11 @@ func (s *Set) runTest(c TestCase, now time.Time) TestResult {
 			case !ok:
 				fail("missing role %s: there is no role %q in the policy set", r, r)
 			case s.roles[i].cond != nil:
-				fail("missing role %s: its condition is false for this worker (when: %s)", r, oneLine(s.roles[i].when))
+				if w := warningFor(res.Warnings, r); w != "" {
+					fail("missing role %s: its condition failed to evaluate for this worker (%s)", r, w)
+				} else {
+					fail("missing role %s: its condition is false for this worker (when: %s)", r, oneLine(s.roles[i].when))
+				}
 			default:
 				fail("missing role %s: it has no condition and no matched role includes it", r)
 			}
@@ -443,6 +447,19 @@ func (s *Set) runTest(c TestCase, now time.Time) TestResult {
 		}
 	}
 	return tr
+}
+
+// warningFor returns the evaluation error of role's condition, if any.
+func warningFor(warnings []string, role string) string {
+	prefix := fmt.Sprintf("role %q ", role)
+	for _, w := range warnings {
+		if strings.HasPrefix(w, prefix) {
+			if _, cause, ok := strings.Cut(w, condFailed); ok {
+				return cause
+			}
+		}
+	}
+	return ""
 }
 
 func findGrant(grants []Grant, app string, e connectors.Entitlement) (Grant, bool) {
