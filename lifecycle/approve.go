@@ -68,6 +68,15 @@ func (e *Engine) Approve(ctx context.Context, actor, id string) (*ApproveResult,
 		return nil, fmt.Errorf("plan %s is %s, not pending", id, sp.Status)
 	}
 	err = e.db.Update(func(tx *bolt.Tx) error {
+		// Checked again in the write transaction: of two concurrent
+		// approvals, only one goes through.
+		var cur SavedPlan
+		if _, err := getJSON(tx, bucketPlans, []byte(id), &cur); err != nil {
+			return err
+		}
+		if cur.Status != PlanPending {
+			return fmt.Errorf("plan %s is %s, not pending", id, cur.Status)
+		}
 		sp.Status, sp.DecidedBy, sp.DecidedAt = PlanApproved, actor, e.now().UTC()
 		if _, err := audit.Append(tx, &audit.Record{Type: "plan.approved", Actor: actor, PlanID: id,
 			Message: "pending plan approved", Details: summaryDetails(sp.Plan)}, e.now); err != nil {
@@ -86,7 +95,9 @@ func (e *Engine) Approve(ctx context.Context, actor, id string) (*ApproveResult,
 	for _, st := range fresh.Steps {
 		still[st.ID] = st
 	}
-	p := &Plan{ID: id, CreatedAt: e.now().UTC(), PolicyHash: fresh.PolicyHash, Managed: fresh.Managed}
+	// Deferred removals are carried over so that applying the plan does
+	// not mark a mover's transition done while their grace runs.
+	p := &Plan{ID: id, CreatedAt: e.now().UTC(), PolicyHash: fresh.PolicyHash, Managed: fresh.Managed, Deferred: fresh.Deferred}
 	res := &ApproveResult{Plan: p}
 	for _, st := range sp.Plan.Steps {
 		if cur, ok := still[st.ID]; ok {

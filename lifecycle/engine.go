@@ -363,6 +363,17 @@ func Person(w *Worker, byID map[connectors.WorkerID]*Worker) connectors.Person {
 func DesiredFrom(res *policy.Result) (desired, expired []Desired) {
 	conv := func(g policy.Grant) Desired {
 		d := Desired{App: g.App, Entitlement: g.Entitlement, Grace: g.Grace, Exception: len(g.Sources) > 0}
+		if len(g.Sources) == 1 { // the common case, without the slice
+			switch s := g.Sources[0]; {
+			case s.Exception != "":
+				d.Why = "exception: " + s.Exception
+			case s.Role != "":
+				d.Why, d.Exception = "role "+s.Role, false
+			case s.Implied != "":
+				d.Why, d.Exception = s.Implied, false
+			}
+			return d
+		}
 		var why []string
 		for _, s := range g.Sources {
 			switch {
@@ -379,6 +390,7 @@ func DesiredFrom(res *policy.Result) (desired, expired []Desired) {
 		d.Why = strings.Join(why, "; ")
 		return d
 	}
+	desired = make([]Desired, 0, len(res.Grants))
 	for _, g := range res.Grants {
 		desired = append(desired, conv(g))
 	}

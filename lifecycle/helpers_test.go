@@ -281,11 +281,11 @@ func (env *testEnv) changes() map[string]int {
 func (env *testEnv) holdings() map[connectors.WorkerID]map[string]string {
 	env.t.Helper()
 	out := map[connectors.WorkerID]map[string]string{}
-	for name, a := range env.apps {
-		st, err := a.Snapshot(context.Background())
-		if err != nil {
-			env.t.Fatalf("snapshot %s: %v", name, err)
-		}
+	states, err := env.eng.Snapshot(context.Background()) // retries flaky apps
+	if err != nil {
+		env.t.Fatalf("snapshot: %v", err)
+	}
+	for name, st := range states {
 		for _, acc := range st.Accounts {
 			if out[acc.Worker] == nil {
 				out[acc.Worker] = map[string]string{}

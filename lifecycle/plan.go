@@ -4,7 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -157,6 +157,10 @@ type PlanWorker struct {
 	// Expired holds exception grants that have run out.
 	Expired []Desired
 	Ledger  Ledger
+	// loadLedger, when set and Ledger is nil, reads the ledger the first
+	// time the planner needs it: Engine.Plan sets it, because most
+	// workers' apps already match and need no ledger at all.
+	loadLedger func() (Ledger, error)
 }
 
 // Input is everything Compute needs.
@@ -187,15 +191,17 @@ func indexState(st *connectors.State) *appIndex {
 		return ix
 	}
 	ix.used = make([]bool, len(st.Accounts))
+	// Of two accounts with the same worker id or e-mail, the one with the
+	// smaller account id wins, whatever order the app listed them in.
 	for i, a := range st.Accounts {
 		if a.Worker != "" {
-			if _, dup := ix.byWorker[a.Worker]; !dup {
+			if j, dup := ix.byWorker[a.Worker]; !dup || a.ID < st.Accounts[j].ID {
 				ix.byWorker[a.Worker] = i
 			}
 		}
 		if a.Email != "" {
 			k := strings.ToLower(a.Email)
-			if _, dup := ix.byEmail[k]; !dup {
+			if j, dup := ix.byEmail[k]; !dup || a.ID < st.Accounts[j].ID {
 				ix.byEmail[k] = i
 			}
 		}
@@ -216,58 +222,151 @@ func (ix *appIndex) find(p *connectors.Person) int {
 }
 
 // Compute is the planner: a pure function of desired and actual state.
-// The output order is deterministic.
+// The output order is deterministic: it does not depend on the order of
+// the input's workers, apps, accounts, entitlements or desired grants
+// (Compute sorts copies of those that are not in the documented order).
 func Compute(in Input) *Plan {
-	p := &Plan{CreatedAt: in.Now.UTC()}
-	idx := make(map[string]*appIndex, len(in.Apps))
-	for _, app := range in.Apps {
-		idx[app] = indexState(in.Actual[app])
+	if !slices.IsSortedFunc(in.Workers, cmpPlanWorker) {
+		in.Workers = slices.Clone(in.Workers)
+		slices.SortStableFunc(in.Workers, cmpPlanWorker)
 	}
+	pl := newPlanner(in)
 	for i := range in.Workers {
-		pw := &in.Workers[i]
-		before := len(p.Steps)
-		desiredByApp := map[string][]Desired{}
-		for _, d := range pw.Desired {
-			desiredByApp[d.App] = append(desiredByApp[d.App], d)
-		}
-		for _, app := range in.Apps {
-			var acct *connectors.AccountState
-			if ai := idx[app].find(&pw.Person); ai >= 0 {
-				idx[app].used[ai] = true
-				acct = &in.Actual[app].Accounts[ai]
-			}
-			planWorkerApp(p, &in, pw, app, acct, desiredByApp[app])
-		}
-		if pw.Worker.Status != Terminated || len(p.Steps) > before {
-			p.Managed++
-		}
+		pl.add(&in.Workers[i])
+	}
+	return pl.finish()
+}
+
+// planner is Compute one worker at a time, so that a caller that reads
+// workers in id order (Engine.Plan) need not hold every worker's desired
+// grants and ledger in memory at once.
+type planner struct {
+	in  Input // Workers unused
+	idx map[string]*appIndex
+	p   *Plan
+	err error // the first error of a PlanWorker.loadLedger
+}
+
+func newPlanner(in Input) *planner {
+	in.Workers = nil
+	if !slices.IsSorted(in.Apps) {
+		in.Apps = slices.Clone(in.Apps)
+		slices.Sort(in.Apps)
+	}
+	pl := &planner{in: in, idx: make(map[string]*appIndex, len(in.Apps)), p: &Plan{CreatedAt: in.Now.UTC()}}
+	for _, app := range in.Apps {
+		pl.idx[app] = indexState(in.Actual[app])
+	}
+	return pl
+}
+
+// add plans one worker. Workers must come in id order for the plan to be
+// in id order; pw is not kept.
+func (pl *planner) add(pw *PlanWorker) {
+	p, in := pl.p, &pl.in
+	before := len(p.Steps)
+	desired := pw.Desired
+	if !slices.IsSortedFunc(desired, cmpDesiredApp) {
+		desired = slices.Clone(desired)
+		slices.SortStableFunc(desired, cmpDesiredApp)
 	}
 	for _, app := range in.Apps {
-		st := in.Actual[app]
+		// desired is sorted by app: this app's grants are the next run.
+		for len(desired) > 0 && desired[0].App < app {
+			desired = desired[1:]
+		}
+		n := 0
+		for n < len(desired) && desired[n].App == app {
+			n++
+		}
+		mine := desired[:n:n]
+		desired = desired[n:]
+		var acct *connectors.AccountState
+		if ai := pl.idx[app].find(&pw.Person); ai >= 0 {
+			pl.idx[app].used[ai] = true
+			acct = &in.Actual[app].Accounts[ai]
+			if !slices.IsSortedFunc(acct.Entitlements, cmpEntitlement) {
+				c := *acct
+				c.Entitlements = slices.Clone(c.Entitlements)
+				slices.SortFunc(c.Entitlements, cmpEntitlement)
+				acct = &c
+			}
+		}
+		pl.planWorkerApp(pw, app, acct, mine)
+	}
+	if pw.Worker.Status != Terminated || len(p.Steps) > before {
+		p.Managed++
+	}
+}
+
+// ledger returns pw's ledger, reading it first if need be.
+func (pl *planner) ledger(pw *PlanWorker) Ledger {
+	if pw.Ledger == nil && pw.loadLedger != nil {
+		l, err := pw.loadLedger()
+		if err != nil && pl.err == nil {
+			pl.err = err
+		}
+		if l == nil {
+			l = Ledger{}
+		}
+		pw.Ledger = l
+	}
+	return pw.Ledger
+}
+
+// finish reports the accounts no worker matched and returns the plan.
+func (pl *planner) finish() *Plan {
+	p := pl.p
+	for _, app := range pl.in.Apps {
+		st := pl.in.Actual[app]
 		if st == nil {
 			continue
 		}
+		first := len(p.Orphans)
 		for i, a := range st.Accounts {
-			if !idx[app].used[i] {
+			if !pl.idx[app].used[i] {
 				p.Orphans = append(p.Orphans, Orphan{App: app, Account: a})
 			}
 		}
+		slices.SortStableFunc(p.Orphans[first:], func(a, b Orphan) int { return strings.Compare(string(a.Account.ID), string(b.Account.ID)) })
 	}
 	return p
 }
 
-func planWorkerApp(p *Plan, in *Input, pw *PlanWorker, app string, acct *connectors.AccountState, desired []Desired) {
+func cmpPlanWorker(a, b PlanWorker) int {
+	return strings.Compare(string(a.Worker.ID), string(b.Worker.ID))
+}
+
+func cmpDesiredApp(a, b Desired) int {
+	if c := strings.Compare(a.App, b.App); c != 0 {
+		return c
+	}
+	return cmpEntitlement(a.Entitlement, b.Entitlement)
+}
+
+func cmpEntitlement(a, b connectors.Entitlement) int {
+	switch {
+	case a.Less(b):
+		return -1
+	case b.Less(a):
+		return 1
+	}
+	return 0
+}
+
+func (pl *planner) planWorkerApp(pw *PlanWorker, app string, acct *connectors.AccountState, desired []Desired) {
+	p, in := pl.p, &pl.in
 	w := pw.Worker
-	var steps []Step
+	start := len(p.Steps)
 	add := func(kind connectors.ActionKind, e connectors.Entitlement, reason, detail, from string) *Step {
 		a := connectors.Action{Kind: kind, App: app, Person: pw.Person, Entitlement: e, Reason: reason, Detail: detail}
 		if acct != nil {
 			a.Account = acct.ID
 		}
-		steps = append(steps, Step{ID: StepID(a), Action: a, From: from})
-		return &steps[len(steps)-1]
+		p.Steps = append(p.Steps, Step{ID: StepID(a), Action: a, From: from})
+		return &p.Steps[len(p.Steps)-1]
 	}
-	ledger := pw.Ledger[app]
+	ledger := func() map[connectors.EntitlementKey]LedgerEntry { return pl.ledger(pw)[app] }
 
 	switch w.Status {
 	case Pending:
@@ -291,34 +390,66 @@ func planWorkerApp(p *Plan, in *Input, pw *PlanWorker, app string, acct *connect
 	case Active:
 		planActive(p, in, pw, app, acct, desired, ledger, add)
 	}
-	sort.SliceStable(steps, func(i, j int) bool {
-		return steps[i].Action.Kind.Phase() < steps[j].Action.Kind.Phase()
+	slices.SortStableFunc(p.Steps[start:], func(a, b Step) int {
+		return a.Action.Kind.Phase() - b.Action.Kind.Phase()
 	})
-	p.Steps = append(p.Steps, steps...)
 }
 
 // addFunc appends a step; the pointer is valid until the next call.
 type addFunc func(kind connectors.ActionKind, e connectors.Entitlement, reason, detail, from string) *Step
 
-func planActive(p *Plan, in *Input, pw *PlanWorker, app string, acct *connectors.AccountState, desired []Desired, ledger map[connectors.EntitlementKey]LedgerEntry, add addFunc) {
+func planActive(p *Plan, in *Input, pw *PlanWorker, app string, acct *connectors.AccountState, desired []Desired, ledgerOf func() map[connectors.EntitlementKey]LedgerEntry, add addFunc) {
 	w := pw.Worker
-	addReason := func(key connectors.EntitlementKey) string {
-		if _, had := ledger[key]; had {
-			return Drift // we granted it once; someone removed it
+	// The ledger is read only when something differs.
+	var (
+		led    map[connectors.EntitlementKey]LedgerEntry
+		loaded bool
+	)
+	ledger := func() map[connectors.EntitlementKey]LedgerEntry {
+		if !loaded {
+			led, loaded = ledgerOf(), true
 		}
+		return led
+	}
+	transitionReason := func() string {
 		if w.Transition == Joiner || w.Transition == Mover || w.Transition == Rehire {
 			return w.Transition
 		}
 		return PolicyChange
 	}
+	addReason := func(key connectors.EntitlementKey) string {
+		if _, had := ledger()[key]; had {
+			return Drift // we granted it once; someone removed it
+		}
+		return transitionReason()
+	}
+	// changeReason labels a role change of something the worker holds:
+	// drift only when the app no longer has the role Roster granted.
+	changeReason := func(key connectors.EntitlementKey, heldRole string) string {
+		if le, had := ledger()[key]; had && le.Entitlement.Role != "" && le.Entitlement.Role != heldRole {
+			return Drift
+		}
+		return transitionReason()
+	}
+	// The slices here are short (a worker's grants in one app), so they
+	// are searched rather than indexed with maps: planning 100,000
+	// workers allocates much less that way.
 	var wantAccount *Desired
-	want := map[connectors.EntitlementKey]Desired{}
+	nWant := 0
 	for i, d := range desired {
 		if d.Entitlement.IsAccount() {
 			wantAccount = &desired[i]
 			continue
 		}
-		want[d.Entitlement.Key()] = d
+		nWant++
+	}
+	wanted := func(key connectors.EntitlementKey) bool {
+		for i := range desired {
+			if e := desired[i].Entitlement; !e.IsAccount() && e.Key() == key {
+				return true
+			}
+		}
+		return false
 	}
 
 	if wantAccount != nil {
@@ -335,27 +466,31 @@ func planActive(p *Plan, in *Input, pw *PlanWorker, app string, acct *connectors
 				add(connectors.Grant, wantAccount.Entitlement, reason, wantAccount.Why, orNone(acct.Role))
 			}
 		case wantAccount.Entitlement.Role != "" && acct.Role != wantAccount.Entitlement.Role:
-			add(connectors.Grant, wantAccount.Entitlement, addReason(connectors.Account.Key()), wantAccount.Why, orNone(acct.Role))
+			add(connectors.Grant, wantAccount.Entitlement, changeReason(connectors.Account.Key(), acct.Role), wantAccount.Why, orNone(acct.Role))
 		}
 	}
 
-	held := map[connectors.EntitlementKey]connectors.Entitlement{}
+	var held []connectors.Entitlement
 	if acct != nil {
-		for _, e := range acct.Entitlements {
-			held[e.Key()] = e
-		}
+		held = acct.Entitlements
 	}
 	for _, d := range desired {
 		if d.Entitlement.IsAccount() {
 			continue
 		}
-		h, ok := held[d.Entitlement.Key()]
+		key := d.Entitlement.Key()
+		i := slices.IndexFunc(held, func(h connectors.Entitlement) bool { return h.Key() == key })
+		var h connectors.Entitlement
+		ok := i >= 0
+		if ok {
+			h = held[i]
+		}
 		var st *Step
 		switch {
 		case !ok:
 			st = add(connectors.Grant, d.Entitlement, addReason(d.Entitlement.Key()), d.Why, "")
 		case h.Role != d.Entitlement.Role:
-			st = add(connectors.Grant, d.Entitlement, addReason(d.Entitlement.Key()), d.Why, orNone(h.Role))
+			st = add(connectors.Grant, d.Entitlement, changeReason(d.Entitlement.Key(), h.Role), d.Why, orNone(h.Role))
 		default:
 			continue
 		}
@@ -364,17 +499,21 @@ func planActive(p *Plan, in *Input, pw *PlanWorker, app string, acct *connectors
 	if acct == nil {
 		return
 	}
-	expired := map[connectors.EntitlementKey]bool{}
-	for _, e := range pw.Expired {
-		expired[e.Entitlement.Key()] = true
+	expired := func(key connectors.EntitlementKey) bool {
+		for _, e := range pw.Expired {
+			if e.App == app && e.Entitlement.Key() == key {
+				return true
+			}
+		}
+		return false
 	}
-	removeAll := wantAccount == nil && len(want) == 0
+	removeAll := wantAccount == nil && nWant == 0
 	deferredAny := false
 	for _, e := range acct.Entitlements {
-		if _, ok := want[e.Key()]; ok {
+		if wanted(e.Key()) {
 			continue
 		}
-		reason, grace := removalReason(w, ledger, e.Key(), expired)
+		reason, grace := removalReason(w, ledger(), e.Key(), expired)
 		if reason == Mover && grace > 0 {
 			if until := w.MovedAt.Add(grace); in.Now.Before(until) {
 				a := connectors.Action{Kind: connectors.Revoke, App: app, Person: pw.Person, Account: acct.ID, Entitlement: e, Reason: reason}
@@ -383,14 +522,16 @@ func planActive(p *Plan, in *Input, pw *PlanWorker, app string, acct *connectors
 				continue
 			}
 		}
-		add(connectors.Revoke, e, reason, ledger[e.Key()].Why, "")
+		add(connectors.Revoke, e, reason, ledger()[e.Key()].Why, "")
 	}
 	// No access left in this app at all: an account Roster created goes
 	// too (one it did not create is left alone and only its grants are
 	// reported as drift).
-	_, ours := ledger[connectors.Account.Key()]
-	if removeAll && ours && !acct.Suspended && !deferredAny {
-		reason, grace := removalReason(w, ledger, connectors.Account.Key(), expired)
+	if !removeAll || acct.Suspended || deferredAny {
+		return
+	}
+	if _, ours := ledger()[connectors.Account.Key()]; ours {
+		reason, grace := removalReason(w, ledger(), connectors.Account.Key(), expired)
 		if reason == Mover && grace > 0 && in.Now.Before(w.MovedAt.Add(grace)) {
 			a := connectors.Action{Kind: connectors.SuspendAccount, App: app, Person: pw.Person, Account: acct.ID, Entitlement: connectors.Account, Reason: reason}
 			p.Deferred = append(p.Deferred, Deferred{Action: a, Until: w.MovedAt.Add(grace).UTC()})
@@ -400,12 +541,12 @@ func planActive(p *Plan, in *Input, pw *PlanWorker, app string, acct *connectors
 	}
 }
 
-func removalReason(w *Worker, ledger map[connectors.EntitlementKey]LedgerEntry, key connectors.EntitlementKey, expired map[connectors.EntitlementKey]bool) (string, time.Duration) {
+func removalReason(w *Worker, ledger map[connectors.EntitlementKey]LedgerEntry, key connectors.EntitlementKey, expired func(connectors.EntitlementKey) bool) (string, time.Duration) {
 	le, had := ledger[key]
 	switch {
 	case !had:
 		return Drift, 0
-	case le.Exception && expired[key]:
+	case le.Exception && expired(key):
 		return ExceptionExpired, 0
 	case !w.MovedAt.IsZero() && w.MovedAt.After(le.Since):
 		return Mover, le.Grace

@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"errors"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -37,14 +38,6 @@ func desired(ss ...string) []Desired {
 		out = append(out, Desired{App: app, Entitlement: ent(e), Why: "role test"})
 	}
 	return out
-}
-
-// withGrace sets the grace of every desired entitlement.
-func withGrace(ds []Desired, g time.Duration) []Desired {
-	for i := range ds {
-		ds[i].Grace = g
-	}
-	return ds
 }
 
 // ledgerOf builds a ledger from "app:entitlement" texts granted at since.
@@ -556,7 +549,7 @@ func TestCheckSafety(t *testing.T) {
 		want int
 	}{
 		{"no limits", noLimits, 0},
-		{"zero value blocks every destructive kind present", Safety{}, 2},
+		{"zero value blocks every destructive kind present", Safety{}, 4},
 		{"revoke max 3 counts distinct workers", Safety{Suspend: Threshold{-1, -1}, Revoke: Threshold{3, -1}, Delete: Threshold{0, 0}}, 0},
 		{"revoke max 2", Safety{Suspend: Threshold{-1, -1}, Revoke: Threshold{2, -1}, Delete: Threshold{-1, -1}}, 1},
 		{"revoke 30% of 10", Safety{Suspend: Threshold{-1, -1}, Revoke: Threshold{-1, 30}, Delete: Threshold{-1, -1}}, 0},
@@ -570,5 +563,70 @@ func TestCheckSafety(t *testing.T) {
 				t.Errorf("CheckSafety = %q, want %d sentences", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestComputeDuplicateAccounts: of two accounts carrying the same worker
+// id, the one with the smaller id is the worker's and the other an
+// orphan, in whatever order the app lists them.
+func TestComputeDuplicateAccounts(t *testing.T) {
+	for _, order := range [][]string{{"b-2", "a-1"}, {"a-1", "b-2"}} {
+		st := &connectors.State{App: "gh"}
+		for _, id := range order {
+			st.Accounts = append(st.Accounts, connectors.AccountState{ID: connectors.AccountID(id), Worker: "w1"})
+		}
+		in := Input{Now: t0, Apps: []string{"gh"}, Actual: map[string]*connectors.State{"gh": st},
+			Workers: []PlanWorker{pw{id: "w1", status: Terminated, termAt: t0}.build()}}
+		p := Compute(in)
+		if len(p.Steps) != 1 || p.Steps[0].Action.Account != "a-1" {
+			t.Errorf("order %v: steps %q (account %q), want one suspension of a-1", order, stepTexts(p), p.Steps[0].Action.Account)
+		}
+		if len(p.Orphans) != 1 || p.Orphans[0].Account.ID != "b-2" {
+			t.Errorf("order %v: orphans %+v, want b-2", order, p.Orphans)
+		}
+	}
+}
+
+// TestPlannerReadsLedgerOnlyWhenNeeded: a worker whose apps already match
+// needs no ledger; one with a difference reads it once; a read error is
+// reported.
+func TestPlannerReadsLedgerOnlyWhenNeeded(t *testing.T) {
+	loads := map[string]int{}
+	mk := func(id string, fail bool, ds ...string) PlanWorker {
+		w := pw{id: id, status: Active, desired: desired(ds...)}.build()
+		w.Ledger = nil
+		w.loadLedger = func() (Ledger, error) {
+			loads[id]++
+			if fail {
+				return nil, errors.New("disk on fire")
+			}
+			return ledgerOf(t0.Add(-time.Hour), 0, "gh:account#member", "chat:account"), nil
+		}
+		return w
+	}
+	in := Input{Now: t0, Apps: []string{"chat", "gh"}, Actual: map[string]*connectors.State{
+		"gh":   state("gh", acct("same", false, "member", "team/a#member"), acct("diff", false, "member", "team/a#member")),
+		"chat": state("chat", acct("same", false, "", "channel/x"), acct("diff", false, "", "channel/x", "channel/y")),
+	}}
+	pl := newPlanner(in)
+	for _, w := range []PlanWorker{
+		mk("diff", false, "chat:account", "chat:channel/x", "gh:account#member"),
+		mk("same", false, "chat:account", "chat:channel/x", "gh:account#member", "gh:team/a#member"),
+	} {
+		pl.add(&w)
+	}
+	p := pl.finish()
+	want := []string{"chat diff revoke channel/y drift", "gh diff revoke team/a#member drift"}
+	if got := stepTexts(p); !slices.Equal(got, want) || pl.err != nil {
+		t.Fatalf("steps %q (err %v), want %q", got, pl.err, want)
+	}
+	if loads["same"] != 0 || loads["diff"] != 1 {
+		t.Errorf("ledger loads %v, want none for the matching worker and one for the other", loads)
+	}
+	pl = newPlanner(in)
+	w := mk("diff", true, "chat:account")
+	pl.add(&w)
+	if pl.err == nil {
+		t.Error("ledger read error not reported")
 	}
 }

@@ -80,31 +80,37 @@ func (e *Engine) planWith(ctx context.Context, o PlanOptions, actual map[string]
 		pol = e.Policy()
 	}
 	now := e.now().UTC()
-	var in Input
-	err := e.db.View(func(tx *bolt.Tx) error {
-		ws, err := allWorkers(tx)
-		if err != nil {
-			return err
-		}
-		in, err = e.buildInput(ctx, tx, pol, ws, o.Only, now)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("lifecycle: plan: %w", err)
-	}
-	in.Actual = actual
-	p := Compute(in)
-	p.PolicyHash = pol.Hash()
-	return p, nil
-}
-
-func (e *Engine) buildInput(ctx context.Context, tx *bolt.Tx, pol *policy.Set, ws []*Worker, only []connectors.WorkerID, now time.Time) (Input, error) {
-	in := Input{Now: now, Apps: e.appNames, Retention: e.retention, Transfers: map[string]bool{}}
+	in := Input{Now: now, Apps: e.appNames, Actual: actual, Retention: e.retention, Transfers: map[string]bool{}}
 	for name, c := range e.apps {
 		if _, ok := c.(connectors.DataTransferer); ok {
 			in.Transfers[name] = true
 		}
 	}
+	// Workers are planned one at a time, in id order (bbolt key order),
+	// so only one worker's desired grants and ledger are in memory at once.
+	pl := newPlanner(in)
+	err := e.db.View(func(tx *bolt.Tx) error {
+		ws, err := allWorkers(tx)
+		if err != nil {
+			return err
+		}
+		return e.planWorkers(ctx, tx, pol, ws, o.Only, now, pl.add)
+	})
+	if err == nil {
+		err = pl.err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle: plan: %w", err)
+	}
+	p := pl.finish()
+	p.PolicyHash = pol.Hash()
+	return p, nil
+}
+
+// planWorkers builds the planner's view of each worker in ws (or of those
+// in only) and hands it to fn, in the order of ws. The ledger is read from
+// tx only if the planner asks for it; tx must stay open while fn runs.
+func (e *Engine) planWorkers(ctx context.Context, tx *bolt.Tx, pol *policy.Set, ws []*Worker, only []connectors.WorkerID, now time.Time, fn func(*PlanWorker)) error {
 	byID := make(map[connectors.WorkerID]*Worker, len(ws))
 	for _, w := range ws {
 		byID[w.ID] = w
@@ -116,13 +122,12 @@ func (e *Engine) buildInput(ctx context.Context, tx *bolt.Tx, pol *policy.Set, w
 			keep[id] = true
 		}
 	}
-	in.Workers = make([]PlanWorker, 0, len(ws))
 	for _, w := range ws {
 		if keep != nil && !keep[w.ID] {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return in, err
+			return err
 		}
 		cw := *w
 		cw.Status = EffectiveStatus(&w.HR, w.Deleted, now, e.loc)
@@ -136,18 +141,15 @@ func (e *Engine) buildInput(ctx context.Context, tx *bolt.Tx, pol *policy.Set, w
 		if cw.Status == Active {
 			res, err := pol.Evaluate(PolicyWorker(w, byID), now)
 			if err != nil {
-				return in, fmt.Errorf("evaluate policy for %s: %w", w.ID, err)
+				return fmt.Errorf("evaluate policy for %s: %w", w.ID, err)
 			}
 			pw.Desired, pw.Expired = DesiredFrom(res)
 		}
-		l, err := getLedger(tx, w.ID)
-		if err != nil {
-			return in, err
-		}
-		pw.Ledger = l
-		in.Workers = append(in.Workers, pw)
+		id := w.ID
+		pw.loadLedger = func() (Ledger, error) { return getLedger(tx, id) }
+		fn(&pw)
 	}
-	return in, nil
+	return nil
 }
 
 // Prepare starts a run: it finishes what a previous run left in the
@@ -317,7 +319,9 @@ func (e *Engine) enqueue(p *Plan, actor string) error {
 }
 
 // settle clears the transition of workers whose every action in the plan
-// succeeded: their joiner/mover/rehire/leaver is carried out.
+// succeeded: their joiner/mover/rehire/leaver is carried out. A
+// transition that happened after the plan was computed is kept: the plan
+// did not carry it out.
 func (e *Engine) settle(p *Plan, rep *Report) error {
 	failed := map[connectors.WorkerID]bool{}
 	for _, f := range rep.Failed {
@@ -333,7 +337,7 @@ func (e *Engine) settle(p *Plan, rep *Report) error {
 			return err
 		}
 		for _, w := range ws {
-			if w.Transition == "" || failed[w.ID] || EffectiveStatus(&w.HR, w.Deleted, now, e.loc) == Pending {
+			if w.Transition == "" || failed[w.ID] || w.TransitionAt.After(p.CreatedAt) || EffectiveStatus(&w.HR, w.Deleted, now, e.loc) == Pending {
 				continue
 			}
 			w.Transition = ""

@@ -92,7 +92,12 @@ func getLedger(tx *bolt.Tx, id connectors.WorkerID) (Ledger, error) {
 	if _, err := getJSON(tx, bucketLedger, []byte(id), &s); err != nil {
 		return nil, err
 	}
-	l := Ledger{}
+	return s.ledger(), nil
+}
+
+// ledger converts the stored form to the planner's.
+func (s storedLedger) ledger() Ledger {
+	l := make(Ledger, len(s))
 	for app, es := range s {
 		m := make(map[connectors.EntitlementKey]LedgerEntry, len(es))
 		for _, e := range es {
@@ -100,7 +105,7 @@ func getLedger(tx *bolt.Tx, id connectors.WorkerID) (Ledger, error) {
 		}
 		l[app] = m
 	}
-	return l, nil
+	return l
 }
 
 func putLedger(tx *bolt.Tx, id connectors.WorkerID, l Ledger) error {

@@ -242,8 +242,10 @@ func transition(old *Worker, rec *HRRecord, deleted bool, now time.Time, loc *ti
 	}
 	if tr != "" {
 		// A joiner who has not been fully provisioned yet and moves is
-		// still a joiner; everything else records the new transition.
-		if !(tr == Mover && prev.Transition == Joiner) {
+		// still a joiner, and a rehire who waited for a future start date
+		// and starts is still a rehire (the plan restores their accounts);
+		// everything else records the new transition.
+		if !(tr == Mover && prev.Transition == Joiner) && !(tr == Joiner && prev.Transition == Rehire) {
 			w.Transition = tr
 			w.TransitionAt = now
 		}

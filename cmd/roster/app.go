@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spf13/cobra"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
@@ -176,4 +177,12 @@ func (g *globals) open(ctx context.Context) (*session, error) {
 
 func threshold(t config.Threshold) lifecycle.Threshold {
 	return lifecycle.Threshold{Max: t.Max, MaxPercent: t.MaxPercent}
+}
+
+// openFor checks the --output value, then opens a session.
+func (g *globals) openFor(cmd *cobra.Command, output string) (*session, error) {
+	if err := checkOutput(output); err != nil {
+		return nil, err
+	}
+	return g.open(cmd.Context())
 }

@@ -139,10 +139,7 @@ userName) and prints the roles that match with their conditions, and every
 entitlement with the roles or exceptions it comes from.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			s, err := g.open(cmd.Context())
+			s, err := g.openFor(cmd, output)
 			if err != nil {
 				return err
 			}

@@ -68,10 +68,7 @@ Plan changes nothing: not the apps, not the data file, not the audit log.`,
   roster plan --policies ./proposed-policies -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			s, err := g.open(cmd.Context())
+			s, err := g.openFor(cmd, output)
 			if err != nil {
 				return err
 			}
@@ -132,10 +129,7 @@ retried with exponential backoff; terminal ones are reported (exit 1).`,
   roster apply --auto-approve`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			s, err := g.open(cmd.Context())
+			s, err := g.openFor(cmd, output)
 			if err != nil {
 				return err
 			}
@@ -256,10 +250,7 @@ the next apply, so an approval never does more than you reviewed.
 ` + "`roster status`" + ` lists pending plans.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			s, err := g.open(cmd.Context())
+			s, err := g.openFor(cmd, output)
 			if err != nil {
 				return err
 			}
@@ -290,10 +281,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "Show workers by status, the outbox, pending plans and the audit head",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			s, err := g.open(cmd.Context())
+			s, err := g.openFor(cmd, output)
 			if err != nil {
 				return err
 			}

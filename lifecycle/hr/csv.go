@@ -73,7 +73,6 @@ func ReadCSV(name string, r io.Reader) ([]lifecycle.HRRecord, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			if _, ok := err.(*csv.ParseError); ok {
@@ -81,6 +80,9 @@ func ReadCSV(name string, r io.Reader) ([]lifecycle.HRRecord, error) {
 			}
 			break
 		}
+		// Only after a successful Read: FieldPos panics when the row
+		// failed to parse (a bare quote in its first field, say).
+		line, _ := cr.FieldPos(0)
 		get := func(c string) string {
 			if i, ok := col[c]; ok && i < len(row) {
 				return strings.TrimSpace(row[i])
