@@ -97,23 +97,6 @@ type Threshold struct {
 	MaxPercent float64
 }
 
-// Exceeds reports whether n actions against a population of the given size
-// go over t: more than Max, or more than MaxPercent of population. Zero
-// actions never exceed; a non-positive population counts n as 100%.
-func (t Threshold) Exceeds(n, population int) bool {
-	if n <= 0 {
-		return false
-	}
-	if n > t.Max {
-		return true
-	}
-	pct := 100.0
-	if population > 0 {
-		pct = float64(n) * 100 / float64(population)
-	}
-	return pct > t.MaxPercent
-}
-
 // Executor tunes how queued actions are carried out.
 type Executor struct {
 	// Concurrency is the default number of concurrent actions per

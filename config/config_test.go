@@ -469,29 +469,6 @@ func lineOf(t *testing.T, file, s string) int {
 	return 0
 }
 
-func TestThresholdExceeds(t *testing.T) {
-	th := Threshold{Max: 10, MaxPercent: 20}
-	tests := []struct {
-		n, pop int
-		want   bool
-	}{
-		{0, 100, false},
-		{10, 100, false}, // 10 actions, 10%
-		{11, 100, true},  // over Max
-		{5, 20, true},    // 25% > 20%
-		{4, 20, false},   // exactly 20%
-		{1, 0, true},     // no population: 100%
-	}
-	for _, tt := range tests {
-		if got := th.Exceeds(tt.n, tt.pop); got != tt.want {
-			t.Errorf("Exceeds(%d, %d) = %v, want %v", tt.n, tt.pop, got, tt.want)
-		}
-	}
-	if (Threshold{}).Exceeds(1, 1000) != true {
-		t.Errorf("a zero threshold must hold any action")
-	}
-}
-
 func BenchmarkParseFull(b *testing.B) {
 	data, err := os.ReadFile("testdata/full.yaml")
 	if err != nil {

@@ -145,16 +145,11 @@ func (e *Engine) Status(ctx context.Context) (*StatusReport, error) {
 		if t, err := time.Parse(time.RFC3339Nano, getMeta(tx, "last_apply")); err == nil {
 			s.LastApply = t
 		}
-		return tx.Bucket(bucketPlans).ForEach(func(k, v []byte) error {
-			var sp SavedPlan
-			if err := json.Unmarshal(v, &sp); err != nil {
-				return err
-			}
-			if sp.Status == PlanPending {
-				s.PendingPlans = append(s.PendingPlans, string(k))
-			}
-			return nil
-		})
+		pending, err := pendingPlans(tx)
+		for _, sp := range pending {
+			s.PendingPlans = append(s.PendingPlans, sp.Plan.ID)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle: status: %w", err)

@@ -228,7 +228,9 @@ func (e *Engine) ApplyPlan(ctx context.Context, p *Plan, o ApplyOptions) (*Repor
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
 	if p.Empty() {
-		return &Report{}, nil
+		// Nothing to change: the transitions recorded so far are carried
+		// out (a resumed outbox may have finished them).
+		return &Report{}, e.settle(p, &Report{})
 	}
 	if p.ID == "" {
 		p.ID = newPlanID(e.now())
@@ -267,6 +269,22 @@ func (e *Engine) savePending(p *Plan, actor string, exceeded []string) error {
 		if _, err := audit.Append(tx, &audit.Record{Type: "plan.pending", Actor: actor, PlanID: p.ID,
 			Message: "plan exceeds safety thresholds; waiting for approval", Details: s}, e.now); err != nil {
 			return err
+		}
+		// A newer pending plan replaces the older ones: approving an old
+		// one later would apply a stale view of the same changes.
+		old, err := pendingPlans(tx)
+		if err != nil {
+			return err
+		}
+		for _, sp := range old {
+			sp.Status, sp.DecidedBy, sp.DecidedAt = PlanSuperseded, actor, e.now().UTC()
+			if _, err := audit.Append(tx, &audit.Record{Type: "plan.superseded", Actor: actor, PlanID: sp.Plan.ID,
+				Message: "pending plan replaced by " + p.ID}, e.now); err != nil {
+				return err
+			}
+			if err := putJSON(tx, bucketPlans, []byte(sp.Plan.ID), sp); err != nil {
+				return err
+			}
 		}
 		return putJSON(tx, bucketPlans, []byte(p.ID), &SavedPlan{Plan: p, Status: PlanPending, Exceeded: exceeded, CreatedBy: actor})
 	})

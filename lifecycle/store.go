@@ -204,7 +204,25 @@ const (
 	PlanPending  = "pending"
 	PlanApproved = "approved"
 	PlanRejected = "rejected"
+	// PlanSuperseded: a newer pending plan replaced it.
+	PlanSuperseded = "superseded"
 )
+
+// pendingPlans returns the saved plans waiting for approval.
+func pendingPlans(tx *bolt.Tx) ([]*SavedPlan, error) {
+	var out []*SavedPlan
+	err := tx.Bucket(bucketPlans).ForEach(func(k, v []byte) error {
+		var sp SavedPlan
+		if err := json.Unmarshal(v, &sp); err != nil {
+			return fmt.Errorf("decode plan %s: %w", k, err)
+		}
+		if sp.Status == PlanPending {
+			out = append(out, &sp)
+		}
+		return nil
+	})
+	return out, err
+}
 
 func getMeta(tx *bolt.Tx, key string) string {
 	return string(tx.Bucket(bucketMeta).Get([]byte(key)))

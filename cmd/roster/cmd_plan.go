@@ -147,8 +147,14 @@ retried with exponential backoff; terminal ones are reported (exit 1).`,
 				renderPlan(out, p)
 			}
 			if p.Empty() {
+				// Nothing to change; applying the empty plan records that
+				// the pending transitions are carried out.
+				rep, err := s.engine.ApplyPlan(cmd.Context(), p, lifecycle.ApplyOptions{Actor: actor})
+				if err != nil {
+					return err
+				}
 				if output == "json" {
-					return writeJSON(out, map[string]any{"plan": jsonPlan(p), "report": &lifecycle.Report{}})
+					return writeJSON(out, map[string]any{"plan": jsonPlan(p), "report": rep})
 				}
 				return nil
 			}
