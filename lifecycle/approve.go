@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/rosterhq/roster/audit"
+	"github.com/rosterhq/roster/connectors"
 )
 
 // SavedPlans returns the saved plans, oldest first.
@@ -60,6 +63,10 @@ type ApproveResult struct {
 // saved are left for the next apply, so an approval never does more than
 // the approver saw.
 func (e *Engine) Approve(ctx context.Context, actor, id string) (*ApproveResult, error) {
+	// One lock for the whole approval: no other apply runs between reading
+	// the apps and carrying out the approved steps.
+	e.applyMu.Lock()
+	defer e.applyMu.Unlock()
 	sp, err := e.SavedPlan(ctx, id)
 	if err != nil {
 		return nil, err
@@ -67,29 +74,19 @@ func (e *Engine) Approve(ctx context.Context, actor, id string) (*ApproveResult,
 	if sp.Status != PlanPending {
 		return nil, fmt.Errorf("plan %s is %s, not pending", id, sp.Status)
 	}
-	err = e.db.Update(func(tx *bolt.Tx) error {
-		// Checked again in the write transaction: of two concurrent
-		// approvals, only one goes through.
-		var cur SavedPlan
-		if _, err := getJSON(tx, bucketPlans, []byte(id), &cur); err != nil {
-			return err
-		}
-		if cur.Status != PlanPending {
-			return fmt.Errorf("plan %s is %s, not pending", id, cur.Status)
-		}
-		sp.Status, sp.DecidedBy, sp.DecidedAt = PlanApproved, actor, e.now().UTC()
-		if _, err := audit.Append(tx, &audit.Record{Type: "plan.approved", Actor: actor, PlanID: id,
-			Message: "pending plan approved", Details: summaryDetails(sp.Plan)}, e.now); err != nil {
-			return err
-		}
-		return putJSON(tx, bucketPlans, []byte(id), sp)
-	})
+	fresh, resumed, err := e.prepareLocked(ctx, actor)
 	if err != nil {
-		return nil, fmt.Errorf("lifecycle: approve %s: %w", id, err)
+		return &ApproveResult{Report: resumed}, err
 	}
-	fresh, _, err := e.Prepare(ctx, actor)
-	if err != nil {
-		return nil, err
+	if len(fresh.Unreadable) > 0 {
+		// Steps for an app we cannot read cannot be checked; the plan
+		// stays pending until every app answers.
+		names := make([]string, 0, len(fresh.Unreadable))
+		for app := range fresh.Unreadable {
+			names = append(names, app)
+		}
+		sort.Strings(names)
+		return &ApproveResult{Report: resumed}, fmt.Errorf("plan %s stays pending: cannot read the state of %s", id, strings.Join(names, ", "))
 	}
 	still := map[string]Step{}
 	for _, st := range fresh.Steps {
@@ -99,14 +96,50 @@ func (e *Engine) Approve(ctx context.Context, actor, id string) (*ApproveResult,
 	// not mark a mover's transition done while their grace runs.
 	p := &Plan{ID: id, CreatedAt: e.now().UTC(), PolicyHash: fresh.PolicyHash, Managed: fresh.Managed, Deferred: fresh.Deferred}
 	res := &ApproveResult{Plan: p}
+	approved := map[string]bool{}
 	for _, st := range sp.Plan.Steps {
 		if cur, ok := still[st.ID]; ok {
 			p.Steps = append(p.Steps, cur)
+			approved[st.ID] = true
 		} else {
 			res.Stale++
 		}
 	}
-	rep, err := e.ApplyPlan(ctx, p, ApplyOptions{Actor: actor, Approved: true})
+	// Workers with changes the approver did not see keep their open
+	// transition: those changes come with the next apply.
+	unsettled := map[connectors.WorkerID]bool{}
+	for _, st := range fresh.Steps {
+		if !approved[st.ID] {
+			unsettled[st.Action.Person.Worker] = true
+		}
+	}
+	err = e.db.Update(func(tx *bolt.Tx) error {
+		// Checked again in the write transaction: of two concurrent
+		// approvals (from two processes), only one goes through.
+		var cur SavedPlan
+		if _, err := getJSON(tx, bucketPlans, []byte(id), &cur); err != nil {
+			return err
+		}
+		if cur.Status != PlanPending {
+			return fmt.Errorf("plan %s is %s, not pending", id, cur.Status)
+		}
+		sp.Status, sp.DecidedBy, sp.DecidedAt = PlanApproved, actor, e.now().UTC()
+		d := summaryDetails(sp.Plan)
+		d["stale_steps"] = fmt.Sprint(res.Stale)
+		if _, err := audit.Append(tx, &audit.Record{Type: "plan.approved", Actor: actor, PlanID: id,
+			Message: "pending plan approved", Details: d}, e.now); err != nil {
+			return err
+		}
+		return putJSON(tx, bucketPlans, []byte(id), sp)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle: approve %s: %w", id, err)
+	}
+	rep, err := e.applyLocked(ctx, p, ApplyOptions{Actor: actor, Approved: true}, unsettled)
+	if rep != nil {
+		rep.Resumed = resumed.Done + len(resumed.Failed) + resumed.Skipped
+		rep.Add(resumed)
+	}
 	res.Report = rep
 	return res, err
 }

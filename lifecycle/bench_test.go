@@ -287,7 +287,7 @@ func genCompany(b *testing.B, n int, pol *policy.Set) *benchCompany {
 		if w.Status == Pending {
 			continue
 		}
-		res, err := pol.Evaluate(PolicyWorker(w, byID), c.now)
+		res, err := pol.Evaluate(PolicyWorker(w, byID, time.UTC), c.now)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -382,7 +382,7 @@ func planCompany(db *bolt.DB, c *benchCompany, pol *policy.Set, loc *time.Locati
 			}
 			pw := PlanWorker{Worker: &cw, Person: Person(w, byID)}
 			if cw.Status == Active {
-				res, err := pol.Evaluate(PolicyWorker(w, byID), c.now)
+				res, err := pol.Evaluate(PolicyWorker(w, byID, time.UTC), c.now)
 				if err != nil {
 					return err
 				}

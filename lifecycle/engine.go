@@ -312,8 +312,9 @@ func (e *Engine) FindWorker(ctx context.Context, key string) (*Worker, error) {
 
 // PolicyWorker builds the policy's view of w: its attributes and its
 // manager chain (ids and e-mails, nearest first), resolved from the
-// store.
-func PolicyWorker(w *Worker, byID map[connectors.WorkerID]*Worker) *policy.Worker {
+// store. Start and end dates become midnight in loc, the company
+// timezone, as everywhere else.
+func PolicyWorker(w *Worker, byID map[connectors.WorkerID]*Worker, loc *time.Location) *policy.Worker {
 	r := &w.HR
 	pw := &policy.Worker{
 		ID: string(w.ID), UserName: r.UserName, Email: r.Email, DisplayName: r.DisplayName,
@@ -321,7 +322,7 @@ func PolicyWorker(w *Worker, byID map[connectors.WorkerID]*Worker) *policy.Worke
 		WorkerType: r.WorkerType, Title: r.Title, Department: r.Department, Division: r.Division,
 		Organization: r.Organization, Team: r.Team, CostCenter: r.CostCenter, Location: r.Location,
 		Manager: r.Manager, Custom: r.Custom,
-		StartDate: r.StartDate.Start(time.UTC), EndDate: r.EndDate.Start(time.UTC),
+		StartDate: r.StartDate.Start(loc), EndDate: r.EndDate.Start(loc),
 	}
 	seen := map[connectors.WorkerID]bool{w.ID: true}
 	for m := connectors.WorkerID(r.Manager); m != "" && !seen[m]; {

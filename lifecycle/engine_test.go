@@ -322,7 +322,7 @@ func TestPolicyWorkerAndPerson(t *testing.T) {
 	}
 	// A cycle in the manager chain must not loop.
 	byID["w-001"].HR.Manager = "w-003"
-	pw := PolicyWorker(byID["w-003"], byID)
+	pw := PolicyWorker(byID["w-003"], byID, time.UTC)
 	want := []string{"w-002", "gilfoyle@pp.com", "w-001", "richard@pp.com"}
 	if !slices.Equal(pw.ManagerChain, want) {
 		t.Errorf("manager chain %q, want %q", pw.ManagerChain, want)

@@ -176,5 +176,7 @@ func (e *Engine) finish(it OutboxItem, outcome string, cause error, attempts int
 	if err != nil {
 		return fmt.Errorf("lifecycle: record outcome of %s: %w", a, err)
 	}
+	e.log.Debug("action finished", "app", a.App, "worker", a.Person.Worker, "kind", a.Kind,
+		"entitlement", a.Entitlement.String(), "outcome", outcome, "attempts", attempts)
 	return nil
 }

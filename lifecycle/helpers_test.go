@@ -329,7 +329,7 @@ func (env *testEnv) wantHoldings() map[connectors.WorkerID]map[string]string {
 		if EffectiveStatus(&w.HR, w.Deleted, now, env.loc) != Active {
 			continue
 		}
-		res, err := env.pol.Evaluate(PolicyWorker(w, byID), now)
+		res, err := env.pol.Evaluate(PolicyWorker(w, byID, env.loc), now)
 		if err != nil {
 			env.t.Fatal(err)
 		}

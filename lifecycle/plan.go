@@ -26,6 +26,9 @@ type Plan struct {
 	// Orphans are accounts in an app that belong to no known worker. They
 	// are reported, never changed.
 	Orphans []Orphan `json:"orphans,omitempty"`
+	// Unreadable names the apps whose state could not be read, with the
+	// reason: they got no actions in this plan.
+	Unreadable map[string]string `json:"unreadable,omitempty"`
 	// Managed is the number of workers the plan was computed for that are
 	// active or pending, or leaving in this plan: the base of the safety
 	// thresholds' percentages.
@@ -455,13 +458,15 @@ func planActive(p *Plan, in *Input, pw *PlanWorker, app string, acct *connectors
 	if wantAccount != nil {
 		switch {
 		case acct == nil:
-			add(connectors.CreateAccount, wantAccount.Entitlement, addReason(connectors.Account.Key()), wantAccount.Why, "")
+			st := add(connectors.CreateAccount, wantAccount.Entitlement, addReason(connectors.Account.Key()), wantAccount.Why, "")
+			st.Grace = wantAccount.Grace
 		case acct.Suspended:
 			reason := Rehire
 			if w.Transition != Rehire {
 				reason = addReason(connectors.Account.Key())
 			}
-			add(connectors.RestoreAccount, connectors.Account, reason, wantAccount.Why, "")
+			st := add(connectors.RestoreAccount, connectors.Account, reason, wantAccount.Why, "")
+			st.Grace = wantAccount.Grace
 			if acct.Role != wantAccount.Entitlement.Role && wantAccount.Entitlement.Role != "" {
 				add(connectors.Grant, wantAccount.Entitlement, reason, wantAccount.Why, orNone(acct.Role))
 			}
@@ -548,7 +553,9 @@ func removalReason(w *Worker, ledger map[connectors.EntitlementKey]LedgerEntry, 
 		return Drift, 0
 	case le.Exception && expired(key):
 		return ExceptionExpired, 0
-	case !w.MovedAt.IsZero() && w.MovedAt.After(le.Since):
+	case w.Transition == Mover && !w.MovedAt.IsZero() && w.MovedAt.After(le.Since):
+		// Only while the move is being carried out: once it is, a later
+		// removal is a policy change, with no grace.
 		return Mover, le.Grace
 	}
 	return PolicyChange, 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"sort"
@@ -22,12 +23,40 @@ type PlanOptions struct {
 	// Policy, when set, is used instead of the policy in force: the
 	// what-if of `roster plan --policies DIR`.
 	Policy *policy.Set
-	// Only restricts the plan to these workers (nil = everybody).
-	Only []connectors.WorkerID
+}
+
+// SnapshotError lists the apps whose state could not be read.
+type SnapshotError struct {
+	Apps map[string]error
+}
+
+func (e *SnapshotError) Error() string {
+	names := make([]string, 0, len(e.Apps))
+	for n := range e.Apps {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s: %v", n, e.Apps[n])
+	}
+	return "lifecycle: read app state: " + strings.Join(parts, "; ")
+}
+
+// Unwrap returns the per-app errors, so errors.As finds a
+// *connectors.Error among them.
+func (e *SnapshotError) Unwrap() []error {
+	out := make([]error, 0, len(e.Apps))
+	for _, err := range e.Apps {
+		out = append(out, err)
+	}
+	return out
 }
 
 // Snapshot reads every app's state concurrently, retrying transient
-// errors like the executor does.
+// errors like the executor does. It returns the states it could read and,
+// if any app could not be read, a *SnapshotError naming them: one app
+// being down must not stop the others from being planned.
 func (e *Engine) Snapshot(ctx context.Context) (map[string]*connectors.State, error) {
 	type res struct {
 		app string
@@ -47,18 +76,17 @@ func (e *Engine) Snapshot(ctx context.Context) (map[string]*connectors.State, er
 		}(e.apps[name])
 	}
 	out := make(map[string]*connectors.State, len(e.appNames))
-	var errs []string
+	failed := map[string]error{}
 	for range e.appNames {
 		r := <-ch
 		if r.err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %v", r.app, r.err))
+			failed[r.app] = r.err
 			continue
 		}
 		out[r.app] = r.st
 	}
-	if len(errs) > 0 {
-		sort.Strings(errs)
-		return nil, fmt.Errorf("lifecycle: read app state: %s", strings.Join(errs, "; "))
+	if len(failed) > 0 {
+		return out, &SnapshotError{Apps: failed}
 	}
 	return out, nil
 }
@@ -66,12 +94,30 @@ func (e *Engine) Snapshot(ctx context.Context) (map[string]*connectors.State, er
 // Plan computes what it would take to make every app match the policy
 // now. It changes nothing: statuses are taken as the clock implies them,
 // even where the scheduler has not written them yet.
+//
+// An app whose state cannot be read gets no actions; it is listed in
+// Plan.Unreadable with the reason, and the other apps are planned as
+// usual (a leaver must lose access in every app that answers).
 func (e *Engine) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	actual, err := e.Snapshot(ctx)
+	var se *SnapshotError
+	if err != nil && !errors.As(err, &se) {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, err := e.planWith(ctx, o, actual)
 	if err != nil {
 		return nil, err
 	}
-	return e.planWith(ctx, o, actual)
+	if se != nil {
+		p.Unreadable = map[string]string{}
+		for app, aerr := range se.Apps {
+			p.Unreadable[app] = aerr.Error()
+		}
+	}
+	return p, nil
 }
 
 func (e *Engine) planWith(ctx context.Context, o PlanOptions, actual map[string]*connectors.State) (*Plan, error) {
@@ -80,7 +126,13 @@ func (e *Engine) planWith(ctx context.Context, o PlanOptions, actual map[string]
 		pol = e.Policy()
 	}
 	now := e.now().UTC()
-	in := Input{Now: now, Apps: e.appNames, Actual: actual, Retention: e.retention, Transfers: map[string]bool{}}
+	var apps []string
+	for _, name := range e.appNames {
+		if actual[name] != nil {
+			apps = append(apps, name)
+		}
+	}
+	in := Input{Now: now, Apps: apps, Actual: actual, Retention: e.retention, Transfers: map[string]bool{}}
 	for name, c := range e.apps {
 		if _, ok := c.(connectors.DataTransferer); ok {
 			in.Transfers[name] = true
@@ -94,7 +146,7 @@ func (e *Engine) planWith(ctx context.Context, o PlanOptions, actual map[string]
 		if err != nil {
 			return err
 		}
-		return e.planWorkers(ctx, tx, pol, ws, o.Only, now, pl.add)
+		return e.planWorkers(ctx, tx, pol, ws, now, pl.add)
 	})
 	if err == nil {
 		err = pl.err
@@ -107,25 +159,15 @@ func (e *Engine) planWith(ctx context.Context, o PlanOptions, actual map[string]
 	return p, nil
 }
 
-// planWorkers builds the planner's view of each worker in ws (or of those
-// in only) and hands it to fn, in the order of ws. The ledger is read from
-// tx only if the planner asks for it; tx must stay open while fn runs.
-func (e *Engine) planWorkers(ctx context.Context, tx *bolt.Tx, pol *policy.Set, ws []*Worker, only []connectors.WorkerID, now time.Time, fn func(*PlanWorker)) error {
+// planWorkers builds the planner's view of each worker in ws and hands it
+// to fn, in the order of ws. The ledger is read from tx only if the
+// planner asks for it; tx must stay open while fn runs.
+func (e *Engine) planWorkers(ctx context.Context, tx *bolt.Tx, pol *policy.Set, ws []*Worker, now time.Time, fn func(*PlanWorker)) error {
 	byID := make(map[connectors.WorkerID]*Worker, len(ws))
 	for _, w := range ws {
 		byID[w.ID] = w
 	}
-	var keep map[connectors.WorkerID]bool
-	if only != nil {
-		keep = map[connectors.WorkerID]bool{}
-		for _, id := range only {
-			keep[id] = true
-		}
-	}
 	for _, w := range ws {
-		if keep != nil && !keep[w.ID] {
-			continue
-		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -139,7 +181,7 @@ func (e *Engine) planWorkers(ctx context.Context, tx *bolt.Tx, pol *policy.Set, 
 		}
 		pw := PlanWorker{Worker: &cw, Person: Person(w, byID)}
 		if cw.Status == Active {
-			res, err := pol.Evaluate(PolicyWorker(w, byID), now)
+			res, err := pol.Evaluate(PolicyWorker(w, byID, e.loc), now)
 			if err != nil {
 				return fmt.Errorf("evaluate policy for %s: %w", w.ID, err)
 			}
@@ -158,6 +200,10 @@ func (e *Engine) planWorkers(ctx context.Context, tx *bolt.Tx, pol *policy.Set, 
 func (e *Engine) Prepare(ctx context.Context, actor string) (*Plan, *Report, error) {
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
+	return e.prepareLocked(ctx, actor)
+}
+
+func (e *Engine) prepareLocked(ctx context.Context, actor string) (*Plan, *Report, error) {
 	resumed, err := e.drain(ctx)
 	if err != nil {
 		return nil, resumed, err
@@ -227,10 +273,16 @@ func (r *Report) Add(o *Report) {
 func (e *Engine) ApplyPlan(ctx context.Context, p *Plan, o ApplyOptions) (*Report, error) {
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
+	return e.applyLocked(ctx, p, o, nil)
+}
+
+// applyLocked is ApplyPlan with applyMu held. Workers in unsettled keep
+// their open transition whatever happens (they have changes outside p).
+func (e *Engine) applyLocked(ctx context.Context, p *Plan, o ApplyOptions, unsettled map[connectors.WorkerID]bool) (*Report, error) {
 	if p.Empty() {
 		// Nothing to change: the transitions recorded so far are carried
 		// out (a resumed outbox may have finished them).
-		return &Report{}, e.settle(p, &Report{})
+		return &Report{}, e.settle(p, &Report{}, unsettled)
 	}
 	if p.ID == "" {
 		p.ID = newPlanID(e.now())
@@ -253,7 +305,7 @@ func (e *Engine) ApplyPlan(ctx context.Context, p *Plan, o ApplyOptions) (*Repor
 	if err != nil {
 		return rep, err
 	}
-	return rep, e.settle(p, rep)
+	return rep, e.settle(p, rep, unsettled)
 }
 
 func newPlanID(now time.Time) string {
@@ -340,14 +392,20 @@ func (e *Engine) enqueue(p *Plan, actor string) error {
 // succeeded: their joiner/mover/rehire/leaver is carried out. A
 // transition that happened after the plan was computed is kept: the plan
 // did not carry it out.
-func (e *Engine) settle(p *Plan, rep *Report) error {
+func (e *Engine) settle(p *Plan, rep *Report, unsettled map[connectors.WorkerID]bool) error {
 	failed := map[connectors.WorkerID]bool{}
+	for id := range unsettled {
+		failed[id] = true
+	}
 	for _, f := range rep.Failed {
 		failed[f.Action.Person.Worker] = true
 	}
 	for _, d := range p.Deferred {
 		failed[d.Action.Person.Worker] = true
 	}
+	// An app that could not be read got no actions: nobody's transition
+	// can be called done.
+	partial := len(p.Unreadable) > 0
 	now := e.now().UTC()
 	return e.db.Update(func(tx *bolt.Tx) error {
 		ws, err := allWorkers(tx)
@@ -355,7 +413,7 @@ func (e *Engine) settle(p *Plan, rep *Report) error {
 			return err
 		}
 		for _, w := range ws {
-			if w.Transition == "" || failed[w.ID] || w.TransitionAt.After(p.CreatedAt) || EffectiveStatus(&w.HR, w.Deleted, now, e.loc) == Pending {
+			if partial || w.Transition == "" || failed[w.ID] || w.TransitionAt.After(p.CreatedAt) || EffectiveStatus(&w.HR, w.Deleted, now, e.loc) == Pending {
 				continue
 			}
 			w.Transition = ""

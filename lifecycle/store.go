@@ -140,8 +140,11 @@ func recordOutcome(tx *bolt.Tx, a connectors.Action, now time.Time, grace time.D
 	}
 	switch a.Kind {
 	case connectors.CreateAccount, connectors.RestoreAccount:
-		if _, ok := m[connectors.Account.Key()]; !ok || a.Kind == connectors.CreateAccount {
-			m[connectors.Account.Key()] = LedgerEntry{Entitlement: a.Entitlement, Since: now, Why: a.Detail}
+		if old, ok := m[connectors.Account.Key()]; ok && a.Kind == connectors.RestoreAccount {
+			old.Grace = grace
+			m[connectors.Account.Key()] = old
+		} else {
+			m[connectors.Account.Key()] = LedgerEntry{Entitlement: a.Entitlement, Since: now, Why: a.Detail, Grace: grace}
 		}
 	case connectors.Grant:
 		e := LedgerEntry{Entitlement: a.Entitlement, Since: now, Why: a.Detail, Grace: grace, Exception: exception}

@@ -104,7 +104,7 @@ func (r *HRRecord) Validate() error {
 		v    Date
 	}{{"startDate", r.StartDate}, {"endDate", r.EndDate}} {
 		if _, err := ParseDate(string(d.v)); err != nil {
-			return fmt.Errorf("%w: worker %s: %s: %v", ErrInvalidRecord, r.ID, d.name, err)
+			return fmt.Errorf("%w: worker %s: %s: %w", ErrInvalidRecord, r.ID, d.name, err)
 		}
 	}
 	switch r.WorkerType {

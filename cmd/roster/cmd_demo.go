@@ -136,12 +136,12 @@ func (d *demo) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	recs, err := hr.ReadCSV("hr.csv", f)
+	file, err := hr.ReadCSV("hr.csv", f)
 	f.Close()
 	if err != nil {
 		return err
 	}
-	res, err := hr.Import(ctx, e, "hr-import", recs)
+	res, err := hr.Import(ctx, e, "hr-import", file)
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ Import changes no app: run ` + "`roster plan`" + ` and ` + "`roster apply`" + ` 
 				return err
 			}
 			defer f.Close()
-			recs, err := hr.ReadCSV(args[0], f)
+			file, err := hr.ReadCSV(args[0], f)
 			if err != nil {
 				return err
 			}
@@ -55,7 +55,7 @@ Import changes no app: run ` + "`roster plan`" + ` and ` + "`roster apply`" + ` 
 				return err
 			}
 			defer s.Close()
-			res, err := hr.Import(cmd.Context(), s.engine, "hr-import:"+strings.TrimPrefix(cliActor(), "cli:"), recs)
+			res, err := hr.Import(cmd.Context(), s.engine, "hr-import:"+strings.TrimPrefix(cliActor(), "cli:"), file)
 			if err != nil {
 				return err
 			}
@@ -157,7 +157,7 @@ entitlement with the roles or exceptions it comes from.`,
 				byID[x.ID] = x
 			}
 			now := g.clock()
-			res, err := s.engine.Policy().Evaluate(lifecycle.PolicyWorker(w, byID), now)
+			res, err := s.engine.Policy().Evaluate(lifecycle.PolicyWorker(w, byID, s.cfg.Location), now)
 			if err != nil {
 				return err
 			}
@@ -206,7 +206,11 @@ difference. Exit 0 when all pass, 1 otherwise.`,
 				}
 				failed++
 				fmt.Fprintf(out, "FAIL  %s  (%s:%d)\n", r.Case.Name, relPath(r.Case.File), r.Case.Line)
+				wd, _ := os.Getwd()
 				for _, f := range r.Failures {
+					if wd != "" {
+						f = strings.ReplaceAll(f, wd+string(filepath.Separator), "")
+					}
 					fmt.Fprintf(out, "      %s\n", f)
 				}
 			}

@@ -93,6 +93,9 @@ Plan changes nothing: not the apps, not the data file, not the audit log.`,
 			} else {
 				renderPlan(out, p)
 			}
+			if err := unreadableError(p); err != nil {
+				return err
+			}
 			if detailed && !p.Empty() {
 				return &exitError{code: 2}
 			}
@@ -129,6 +132,9 @@ retried with exponential backoff; terminal ones are reported (exit 1).`,
   roster apply --auto-approve`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if output == "json" && !auto {
+				return errors.New("-o json needs --auto-approve: there is no prompt in JSON mode")
+			}
 			s, err := g.openFor(cmd, output)
 			if err != nil {
 				return err
@@ -154,9 +160,11 @@ retried with exponential backoff; terminal ones are reported (exit 1).`,
 					return err
 				}
 				if output == "json" {
-					return writeJSON(out, map[string]any{"plan": jsonPlan(p), "report": rep})
+					if err := writeJSON(out, map[string]any{"plan": jsonPlan(p), "report": rep}); err != nil {
+						return err
+					}
 				}
-				return nil
+				return unreadableError(p)
 			}
 			if !auto {
 				ok, err := confirm(cmd.InOrStdin(), out)
@@ -168,7 +176,10 @@ retried with exponential backoff; terminal ones are reported (exit 1).`,
 				}
 			}
 			rep, err := s.engine.ApplyPlan(cmd.Context(), p, lifecycle.ApplyOptions{Actor: actor})
-			return reportApply(out, output, p, rep, err)
+			if err := reportApply(out, output, p, rep, err); err != nil {
+				return err
+			}
+			return unreadableError(p)
 		},
 	}
 	cmd.Flags().BoolVar(&auto, "auto-approve", false, "apply without asking for confirmation (safety thresholds still apply)")
@@ -336,4 +347,19 @@ func short(h string) string {
 		return "-"
 	}
 	return h
+}
+
+// unreadableError is the error for a plan that left out apps whose state
+// could not be read: the command did what it could, and says what it
+// could not.
+func unreadableError(p *lifecycle.Plan) error {
+	if len(p.Unreadable) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(p.Unreadable))
+	for app := range p.Unreadable {
+		names = append(names, app)
+	}
+	sort.Strings(names)
+	return &exitError{code: 1, err: fmt.Errorf("could not read the state of %s; nothing was planned there (see above); run again when it answers", strings.Join(names, ", "))}
 }

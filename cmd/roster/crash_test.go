@@ -131,15 +131,17 @@ func TestCrashResume(t *testing.T) {
 		t.Fatalf("hr import: %s", r)
 	}
 
-	// Start the apply; once it has printed its plan, give it a moment to
-	// carry out some actions, then kill it.
-	cmd := exec.Command(bin, "--config", e.config, "--data-dir", e.data, "apply", "--auto-approve")
+	// Start the apply with debug logs (one line per finished action);
+	// once it has finished a few dozen actions, kill it.
+	cmd := exec.Command(bin, "--config", e.config, "--data-dir", e.data, "-v", "apply", "--auto-approve")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderrPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -156,15 +158,36 @@ func TestCrashResume(t *testing.T) {
 		}
 		_, _ = io.Copy(io.Discard, stdout)
 	}()
+	const killAfter = 40
+	progressed := make(chan struct{})
+	var stderr bytes.Buffer
+	go func() {
+		sc := bufio.NewScanner(stderrPipe)
+		done := 0
+		for sc.Scan() {
+			stderr.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "action finished") {
+				if done++; done == killAfter {
+					close(progressed)
+				}
+			}
+		}
+	}()
 	var summary string
 	select {
 	case summary = <-planned:
 	case <-time.After(60 * time.Second):
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		t.Fatalf("apply printed no plan within 60s; stderr:\n%s", stderr.String())
+		t.Fatalf("apply printed no plan within 60s")
 	}
-	time.Sleep(500 * time.Millisecond)
+	select {
+	case <-progressed:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("apply finished no %d actions within 60s", killAfter)
+	}
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}

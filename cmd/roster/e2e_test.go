@@ -79,10 +79,11 @@ func expectedStatuses(t testing.TB, configPath, csvPath string) map[lifecycle.St
 		t.Fatal(err)
 	}
 	defer f.Close()
-	recs, err := hr.ReadCSV(csvPath, f)
+	file, err := hr.ReadCSV(csvPath, f)
 	if err != nil {
 		t.Fatal(err)
 	}
+	recs := file.Records
 	out := map[lifecycle.Status]int{}
 	now := time.Now()
 	for i := range recs {

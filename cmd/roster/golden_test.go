@@ -185,6 +185,15 @@ func goldenCases() map[string]*lifecycle.Plan {
 			p.Orphans = []lifecycle.Orphan{{App: "zendesk", Account: connectors.AccountState{ID: "m-000099", Email: "dana@hooli.xyz"}}}
 			return p
 		}(),
+		// github is down: nothing is planned there, the rest goes ahead.
+		"unreadable-app": func() *lifecycle.Plan {
+			p := goldenPlan("", 58)
+			p.Steps = []lifecycle.Step{
+				step(connectors.SuspendAccount, "slack", marcus, "m-000011", "account", lifecycle.Leaver, ""),
+			}
+			p.Unreadable = map[string]string{"github": "snapshot: GET /orgs/piedpiper/members: 502 Bad Gateway (after 6 attempts)"}
+			return p
+		}(),
 	}
 }
 

@@ -79,7 +79,7 @@ func personLabel(p connectors.Person) string {
 // renderPlan writes a plan the way terraform does: grouped by worker, then
 // app, one line per change with its symbol and reason, then a summary.
 func renderPlan(w io.Writer, p *lifecycle.Plan) {
-	if p.Empty() && len(p.Deferred) == 0 && len(p.Orphans) == 0 {
+	if p.Empty() && len(p.Deferred) == 0 && len(p.Orphans) == 0 && len(p.Unreadable) == 0 {
 		fmt.Fprintln(w, "No changes. Every app matches the policy.")
 		return
 	}
@@ -128,6 +128,18 @@ func renderPlan(w io.Writer, p *lifecycle.Plan) {
 		for _, d := range p.Deferred {
 			fmt.Fprintf(w, "  - %s %s: %s until %s (%s)\n", personLabel(d.Action.Person), d.Action.App,
 				deferredWhat(d.Action), d.Until.UTC().Format(time.RFC3339), reasonText(d.Action))
+		}
+		fmt.Fprintln(w)
+	}
+	if len(p.Unreadable) > 0 {
+		fmt.Fprintln(w, "Apps that could not be read (no changes planned for them):")
+		names := make([]string, 0, len(p.Unreadable))
+		for app := range p.Unreadable {
+			names = append(names, app)
+		}
+		sort.Strings(names)
+		for _, app := range names {
+			fmt.Fprintf(w, "  ! %s: %s\n", app, p.Unreadable[app])
 		}
 		fmt.Fprintln(w)
 	}

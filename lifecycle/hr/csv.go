@@ -37,10 +37,18 @@ func (e *RowError) Error() string {
 
 func (e *RowError) Unwrap() error { return e.Err }
 
+// File is a parsed HR CSV file.
+type File struct {
+	Name string
+	// Columns is the header row as written.
+	Columns []string
+	Records []lifecycle.HRRecord
+}
+
 // ReadCSV reads HR records from r (name is for error messages). The first
 // row is the header. Every problem is reported (joined), and any problem
 // rejects the whole file.
-func ReadCSV(name string, r io.Reader) ([]lifecycle.HRRecord, error) {
+func ReadCSV(name string, r io.Reader) (*File, error) {
 	cr := csv.NewReader(r)
 	cr.TrimLeadingSpace = true
 	header, err := cr.Read()
@@ -144,7 +152,7 @@ func ReadCSV(name string, r io.Reader) ([]lifecycle.HRRecord, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return out, nil
+	return &File{Name: name, Columns: header, Records: out}, nil
 }
 
 // ImportResult counts what an import did.
@@ -154,12 +162,25 @@ type ImportResult struct {
 	Transitions map[string]int `json:"transitions"`
 }
 
-// Import stores records through the engine, each audited with actor. It
-// only upserts: workers missing from the file are left as they are.
-func Import(ctx context.Context, e *lifecycle.Engine, actor string, recs []lifecycle.HRRecord) (*ImportResult, error) {
+// Import stores the file's records through the engine, each audited with
+// actor. It only upserts: workers missing from the file are left as they
+// are. Columns missing from the file keep their stored values (a file with
+// only id and title changes titles, nothing else), and so do custom
+// attributes that are not columns of the file.
+func Import(ctx context.Context, e *lifecycle.Engine, actor string, f *File) (*ImportResult, error) {
+	present := map[string]bool{}
+	for _, c := range f.Columns {
+		present[c] = true
+	}
 	res := &ImportResult{Transitions: map[string]int{}}
-	for _, r := range recs {
-		before, _ := e.Worker(ctx, r.ID)
+	for _, r := range f.Records {
+		before, err := e.Worker(ctx, r.ID)
+		if err != nil && !errors.Is(err, lifecycle.ErrNotFound) {
+			return res, err
+		}
+		if before != nil {
+			keepAbsent(&r, &before.HR, present)
+		}
 		w, tr, err := e.UpsertHR(ctx, actor, r)
 		if err != nil {
 			return res, err
@@ -173,4 +194,45 @@ func Import(ctx context.Context, e *lifecycle.Engine, actor string, recs []lifec
 		}
 	}
 	return res, nil
+}
+
+// keepAbsent copies into r the stored values of the columns the file
+// does not have.
+func keepAbsent(r, stored *lifecycle.HRRecord, present map[string]bool) {
+	strs := []struct {
+		col      string
+		dst, src *string
+	}{
+		{"userName", &r.UserName, &stored.UserName}, {"email", &r.Email, &stored.Email},
+		{"givenName", &r.GivenName, &stored.GivenName}, {"familyName", &r.FamilyName, &stored.FamilyName},
+		{"displayName", &r.DisplayName, &stored.DisplayName}, {"employeeNumber", &r.EmployeeNumber, &stored.EmployeeNumber},
+		{"workerType", &r.WorkerType, &stored.WorkerType}, {"title", &r.Title, &stored.Title},
+		{"department", &r.Department, &stored.Department}, {"division", &r.Division, &stored.Division},
+		{"organization", &r.Organization, &stored.Organization}, {"team", &r.Team, &stored.Team},
+		{"costCenter", &r.CostCenter, &stored.CostCenter}, {"location", &r.Location, &stored.Location},
+		{"manager", &r.Manager, &stored.Manager},
+	}
+	for _, f := range strs {
+		if !present[f.col] {
+			*f.dst = *f.src
+		}
+	}
+	if !present["startDate"] {
+		r.StartDate = stored.StartDate
+	}
+	if !present["endDate"] {
+		r.EndDate = stored.EndDate
+	}
+	if !present["active"] {
+		r.Active = stored.Active
+	}
+	for k, v := range stored.Custom {
+		if present[k] {
+			continue
+		}
+		if r.Custom == nil {
+			r.Custom = map[string]string{}
+		}
+		r.Custom[k] = v
+	}
 }

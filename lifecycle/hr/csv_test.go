@@ -25,10 +25,11 @@ const goodCSV = "\ufeffid, email ,givenName,familyName,workerType,title,division
 	"w-005,laurie@pp.com,Laurie,Bream,,Investor,,,,,,,,\n"
 
 func TestReadCSVGood(t *testing.T) {
-	recs, err := ReadCSV("hr.csv", strings.NewReader(goodCSV))
+	file, err := ReadCSV("hr.csv", strings.NewReader(goodCSV))
 	if err != nil {
 		t.Fatalf("ReadCSV: %v", err)
 	}
+	recs := file.Records
 	want := []lifecycle.HRRecord{
 		{ID: "w-001", Email: "richard@pp.com", GivenName: "Richard", FamilyName: "Hendricks", WorkerType: "employee", Title: "CEO",
 			Division: "Executive", StartDate: "2020-01-01", Active: true, Custom: map[string]string{"githubUsername": "rhendricks", "slackId": "U01"}},
@@ -52,8 +53,12 @@ func TestReadCSVGood(t *testing.T) {
 }
 
 func TestReadCSVOnlyID(t *testing.T) {
-	recs, err := ReadCSV("ids.csv", strings.NewReader("id\nw-1\nw-2\n"))
-	if err != nil || len(recs) != 2 || !recs[0].Active || recs[1].ID != "w-2" {
+	file, err := ReadCSV("ids.csv", strings.NewReader("id\nw-1\nw-2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := file.Records
+	if len(recs) != 2 || !recs[0].Active || recs[1].ID != "w-2" {
 		t.Fatalf("ReadCSV: %+v %v", recs, err)
 	}
 }
@@ -134,12 +139,12 @@ func TestReadCSVBad(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			recs, err := ReadCSV("hr.csv", strings.NewReader(tc.csv))
+			file, err := ReadCSV("hr.csv", strings.NewReader(tc.csv))
 			if err == nil {
-				t.Fatalf("no error; records %+v", recs)
+				t.Fatalf("no error; records %+v", file.Records)
 			}
-			if recs != nil {
-				t.Errorf("the file was not rejected whole: %d records", len(recs))
+			if file != nil {
+				t.Errorf("the file was not rejected whole: %d records", len(file.Records))
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
@@ -194,11 +199,11 @@ func TestImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	recs, err := ReadCSV("hr.csv", strings.NewReader(goodCSV))
+	file, err := ReadCSV("hr.csv", strings.NewReader(goodCSV))
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Import(ctx, e, "hr-import", recs)
+	res, err := Import(ctx, e, "hr-import", file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,16 +211,39 @@ func TestImport(t *testing.T) {
 	if res.Records != 5 || res.Unchanged != 0 || !reflect.DeepEqual(res.Transitions, map[string]int{lifecycle.Joiner: 4}) {
 		t.Errorf("first import %+v", res)
 	}
-	recs[1].Title = "CTO"
-	res, err = Import(ctx, e, "hr-import", recs)
+	file.Records[1].Title = "CTO"
+	res, err = Import(ctx, e, "hr-import", file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Records != 5 || res.Unchanged != 4 || !reflect.DeepEqual(res.Transitions, map[string]int{lifecycle.Mover: 1}) {
 		t.Errorf("second import %+v", res)
 	}
-	bad := []lifecycle.HRRecord{{ID: "w-9", StartDate: "soon", Active: true}}
+	bad := &File{Columns: []string{"id", "startDate"}, Records: []lifecycle.HRRecord{{ID: "w-9", StartDate: "soon", Active: true}}}
 	if _, err := Import(ctx, e, "hr-import", bad); !errors.Is(err, lifecycle.ErrInvalidRecord) {
 		t.Errorf("import of a bad record: %v", err)
+	}
+
+	// A partial file changes only its own columns: the title moves, the
+	// e-mail, division, custom attributes and active flag stay.
+	before, err := e.Worker(ctx, file.Records[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial, err := ReadCSV("titles.csv", strings.NewReader("id,title\n"+string(before.ID)+",Staff Engineer\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Import(ctx, e, "hr-import", partial); err != nil {
+		t.Fatal(err)
+	}
+	after, err := e.Worker(ctx, before.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := before.HR
+	want.Title = "Staff Engineer"
+	if !reflect.DeepEqual(after.HR, want) {
+		t.Errorf("partial import changed more than the title:\n got %+v\nwant %+v", after.HR, want)
 	}
 }
