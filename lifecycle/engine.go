@@ -73,6 +73,7 @@ type Engine struct {
 	now       func() time.Time
 	log       *slog.Logger
 	applyMu   sync.Mutex // one apply at a time
+	commits   groupCommit
 }
 
 // New builds an engine and initialises the data file's buckets.
@@ -173,10 +174,10 @@ func (e *Engine) writeHR(ctx context.Context, actor string, id connectors.Worker
 	now := e.now().UTC()
 	var out *Worker
 	var tr string
-	err := e.db.Update(func(tx *bolt.Tx) error {
+	err := e.commits.do(e.db, func(tx *bolt.Tx) error {
 		old, err := getWorker(tx, id)
 		if err != nil {
-			return err
+			return fatal(err)
 		}
 		if del {
 			if old == nil {
@@ -184,6 +185,16 @@ func (e *Engine) writeHR(ctx context.Context, actor string, id connectors.Worker
 			}
 			r := old.HR
 			rec = &r
+		} else {
+			r := *rec
+			r.Groups = nil
+			if old != nil {
+				r.Groups = old.HR.Groups // set by group membership only
+			}
+			rec = &r
+			if err := checkUnique(tx, id, rec); err != nil {
+				return err
+			}
 		}
 		var changed []string
 		if old != nil {
@@ -194,33 +205,41 @@ func (e *Engine) writeHR(ctx context.Context, actor string, id connectors.Worker
 			}
 		}
 		out, tr = transition(old, rec, del, now, e.loc)
-		if err := putWorker(tx, out); err != nil {
-			return err
-		}
-		typ, msg := "hr.upsert", "HR record updated"
-		switch {
-		case del:
-			typ, msg = "hr.delete", "HR record deleted"
-		case old == nil:
-			msg = "HR record created"
-		}
-		rec := &audit.Record{Type: typ, Actor: actor, Worker: string(id), Message: msg,
-			Details: map[string]string{"version": fmt.Sprint(out.Version), "status": string(out.Status)}}
-		if len(changed) > 0 {
-			rec.Details["changed"] = strings.Join(changed, ",")
-		}
-		if _, err := audit.Append(tx, rec, e.now); err != nil {
-			return err
-		}
-		if tr != "" {
-			return e.auditTransition(tx, actor, out, tr)
-		}
-		return nil
+		return fatal(e.storeWorker(tx, actor, old, out, tr, changed))
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("lifecycle: store worker %s: %w", id, err)
 	}
 	return out, tr, nil
+}
+
+// storeWorker writes a changed worker, its indexes and its audit records.
+func (e *Engine) storeWorker(tx *bolt.Tx, actor string, old, w *Worker, tr string, changed []string) error {
+	if err := putWorker(tx, w); err != nil {
+		return err
+	}
+	if err := updateIndexes(tx, old, w); err != nil {
+		return err
+	}
+	typ, msg := "hr.upsert", "HR record updated"
+	switch {
+	case w.Deleted && (old == nil || !old.Deleted):
+		typ, msg = "hr.delete", "HR record deleted"
+	case old == nil:
+		msg = "HR record created"
+	}
+	rec := &audit.Record{Type: typ, Actor: actor, Worker: string(w.ID), Message: msg,
+		Details: map[string]string{"version": fmt.Sprint(w.Version), "status": string(w.Status)}}
+	if len(changed) > 0 {
+		rec.Details["changed"] = strings.Join(changed, ",")
+	}
+	if _, err := audit.Append(tx, rec, e.now); err != nil {
+		return err
+	}
+	if tr != "" {
+		return e.auditTransition(tx, actor, w, tr)
+	}
+	return nil
 }
 
 func (e *Engine) auditTransition(tx *bolt.Tx, actor string, w *Worker, tr string) error {
@@ -321,7 +340,7 @@ func PolicyWorker(w *Worker, byID map[connectors.WorkerID]*Worker, loc *time.Loc
 		GivenName: r.GivenName, FamilyName: r.FamilyName, EmployeeNumber: r.EmployeeNumber,
 		WorkerType: r.WorkerType, Title: r.Title, Department: r.Department, Division: r.Division,
 		Organization: r.Organization, Team: r.Team, CostCenter: r.CostCenter, Location: r.Location,
-		Manager: r.Manager, Custom: r.Custom,
+		Manager: r.Manager, Custom: r.Custom, Groups: r.Groups,
 		StartDate: r.StartDate.Start(loc), EndDate: r.EndDate.Start(loc),
 	}
 	seen := map[connectors.WorkerID]bool{w.ID: true}

@@ -8,6 +8,11 @@ import (
 // ErrNotFound is returned for an unknown worker or plan id.
 var ErrNotFound = errors.New("not found")
 
+// ErrConflict is returned when a write would break a uniqueness rule:
+// another live worker already has the userName (compared
+// case-insensitively) or the externalId.
+var ErrConflict = errors.New("conflict")
+
 // ErrInvalidRecord wraps problems with an HR record (bad date, no id…).
 var ErrInvalidRecord = errors.New("invalid HR record")
 

@@ -30,6 +30,9 @@ func InitStore(db *bolt.DB) error {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
 		}
+		if err := initIndexes(tx); err != nil {
+			return err
+		}
 		return audit.Init(tx)
 	})
 }

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -92,6 +93,14 @@ type HRRecord struct {
 	Active    bool   `json:"active"`
 	// Custom holds every other attribute (githubUsername, …).
 	Custom map[string]string `json:"custom,omitempty"`
+	// ExternalID is the HR system's own id for the worker (SCIM
+	// externalId).
+	ExternalID string `json:"externalId,omitempty"`
+	// Groups are the display names of the HR groups (teams, cost
+	// centres) the worker is a member of, sorted. The engine sets them from
+	// group membership (UpsertGroup); a record written by UpsertHR keeps
+	// the stored value.
+	Groups []string `json:"groups,omitempty"`
 }
 
 // Validate checks the fields the engine relies on.
@@ -116,8 +125,9 @@ func (r *HRRecord) Validate() error {
 }
 
 // orgFields are the attributes whose change makes a worker a mover.
-func (r *HRRecord) orgFields() [10]string {
-	return [10]string{r.WorkerType, r.Title, r.Department, r.Division, r.Organization, r.Team, r.CostCenter, r.Location, r.Manager, customKey(r.Custom)}
+func (r *HRRecord) orgFields() [11]string {
+	return [11]string{r.WorkerType, r.Title, r.Department, r.Division, r.Organization, r.Team, r.CostCenter, r.Location, r.Manager,
+		customKey(r.Custom), strings.Join(r.Groups, "\x00")}
 }
 
 func customKey(m map[string]string) string {
@@ -166,6 +176,10 @@ func ChangedFields(a, b *HRRecord) []string {
 	}
 	if !maps.Equal(a.Custom, b.Custom) {
 		out = append(out, "custom")
+	}
+	add("externalId", a.ExternalID, b.ExternalID)
+	if !slices.Equal(a.Groups, b.Groups) {
+		out = append(out, "groups")
 	}
 	return out
 }

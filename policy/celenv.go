@@ -39,8 +39,11 @@ type Worker struct {
 	// ManagerChain lists the ids AND e-mails of all managers up the
 	// chain, nearest first.
 	ManagerChain []string
-	StartDate    time.Time
-	EndDate      time.Time
+	// Groups are the HR groups (teams, cost centres) the worker is in,
+	// by display name.
+	Groups    []string
+	StartDate time.Time
+	EndDate   time.Time
 	// Custom holds any other HR attribute (githubUsername, level…).
 	Custom map[string]string
 }
@@ -66,6 +69,7 @@ const (
 	fLocation
 	fManager
 	fManagerChain
+	fGroups
 	fStartDate
 	fEndDate
 	fHasStartDate
@@ -78,7 +82,7 @@ const (
 var fieldNames = [numFields]string{
 	"id", "userName", "email", "displayName", "givenName", "familyName", "employeeNumber", "workerType",
 	"title", "department", "division", "organization", "team", "costCenter", "location", "manager",
-	"managerChain", "startDate", "endDate", "hasStartDate", "hasEndDate", "custom",
+	"managerChain", "groups", "startDate", "endDate", "hasStartDate", "hasEndDate", "custom",
 }
 
 func fieldByName(name string) (fieldID, bool) {
@@ -145,6 +149,7 @@ var zeroTimestamp = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
 type celWorker struct {
 	w      *Worker
 	chain  ref.Val
+	groups ref.Val
 	custom ref.Val
 }
 
@@ -157,6 +162,11 @@ func (c *celWorker) get(f fieldID) ref.Val {
 			c.chain = types.NewStringList(types.DefaultTypeAdapter, c.w.ManagerChain)
 		}
 		return c.chain
+	case f == fGroups:
+		if c.groups == nil {
+			c.groups = types.NewStringList(types.DefaultTypeAdapter, c.w.Groups)
+		}
+		return c.groups
 	case f == fStartDate:
 		return timestampVal(c.w.StartDate)
 	case f == fEndDate:
@@ -245,7 +255,7 @@ func newWorkerProvider(base types.Provider) *workerProvider {
 		switch {
 		case f.isString():
 			t = types.StringType
-		case f == fManagerChain:
+		case f == fManagerChain, f == fGroups:
 			t = types.NewListType(types.StringType)
 		case f == fStartDate, f == fEndDate:
 			t = types.TimestampType

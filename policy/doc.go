@@ -24,7 +24,8 @@
 // email, displayName, givenName, familyName, employeeNumber, workerType,
 // title, department, division, organization, team, costCenter, location,
 // manager (strings, "" when unknown), managerChain (list<string>: ids and
-// e-mails of the managers, nearest first), startDate and endDate
+// e-mails of the managers, nearest first), groups (list<string>: the HR
+// groups the worker is in), startDate and endDate
 // (timestamps; 0001-01-01T00:00:00Z when unset), hasStartDate and
 // hasEndDate (bools), and custom (map<string, string>). Every field is
 // always present, so has(worker.team) is always true; test custom

@@ -581,6 +581,11 @@ func appendKey(b []byte, r *refSet, w *Worker) []byte {
 			for _, m := range w.ManagerChain {
 				b = appendStr(b, m)
 			}
+		case f == fGroups:
+			b = binary.AppendUvarint(b, uint64(len(w.Groups)))
+			for _, m := range w.Groups {
+				b = appendStr(b, m)
+			}
 		case f == fStartDate:
 			b = appendTime(b, w.StartDate)
 		case f == fEndDate:

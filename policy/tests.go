@@ -238,6 +238,13 @@ func parseTestWorker(d *doc, n ast.Node, w *Worker) bool {
 			l, ok := stringList(d, p.val, "managerChain")
 			valid = valid && ok
 			w.ManagerChain = l
+		case f == fGroups:
+			if p.val == nil {
+				continue
+			}
+			l, ok := stringList(d, p.val, "groups")
+			valid = valid && ok
+			w.Groups = l
 		case f == fStartDate, f == fEndDate:
 			if p.val == nil {
 				continue
