@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -74,6 +75,10 @@ type Engine struct {
 	log       *slog.Logger
 	applyMu   sync.Mutex // one apply at a time
 	commits   groupCommit
+	disp      *dispatcher
+	cache     stateCache   // apps' last known state, for the server's per-worker plans
+	managed   atomic.Int64 // managed workers at the last full plan
+	run       runState     // the server loop's state (Run, Notify)
 }
 
 // New builds an engine and initialises the data file's buckets.
@@ -120,6 +125,7 @@ func New(o Options) (*Engine, error) {
 		e.appNames = append(e.appNames, c.Name())
 	}
 	sort.Strings(e.appNames)
+	e.disp = newDispatcher(e)
 	return e, nil
 }
 

@@ -249,7 +249,7 @@ func TestResumeAfterCrashBeforeExecution(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.ID = "p-crash"
-	if err := env.eng.enqueue(p, "test"); err != nil {
+	if _, err := env.eng.enqueue(p, "test"); err != nil {
 		t.Fatal(err)
 	}
 	items, err := env.eng.Outbox(ctx)

@@ -107,9 +107,15 @@ func (e *Engine) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if o.Policy == nil {
+		e.cache.refresh(actual)
+	}
 	p, err := e.planWith(ctx, o, actual)
 	if err != nil {
 		return nil, err
+	}
+	if o.Policy == nil {
+		e.managed.Store(int64(p.Managed))
 	}
 	if se != nil {
 		p.Unreadable = map[string]string{}
@@ -146,7 +152,7 @@ func (e *Engine) planWith(ctx context.Context, o PlanOptions, actual map[string]
 		if err != nil {
 			return err
 		}
-		return e.planWorkers(ctx, tx, pol, ws, now, pl.add)
+		return e.planWorkers(ctx, tx, pol, ws, nil, now, pl.add)
 	})
 	if err == nil {
 		err = pl.err
@@ -162,10 +168,15 @@ func (e *Engine) planWith(ctx context.Context, o PlanOptions, actual map[string]
 // planWorkers builds the planner's view of each worker in ws and hands it
 // to fn, in the order of ws. The ledger is read from tx only if the
 // planner asks for it; tx must stay open while fn runs.
-func (e *Engine) planWorkers(ctx context.Context, tx *bolt.Tx, pol *policy.Set, ws []*Worker, now time.Time, fn func(*PlanWorker)) error {
-	byID := make(map[connectors.WorkerID]*Worker, len(ws))
-	for _, w := range ws {
-		byID[w.ID] = w
+//
+// byID resolves managers (for manager chains and data transfer); nil means
+// "ws is everybody".
+func (e *Engine) planWorkers(ctx context.Context, tx *bolt.Tx, pol *policy.Set, ws []*Worker, byID map[connectors.WorkerID]*Worker, now time.Time, fn func(*PlanWorker)) error {
+	if byID == nil {
+		byID = make(map[connectors.WorkerID]*Worker, len(ws))
+		for _, w := range ws {
+			byID[w.ID] = w
+		}
 	}
 	for _, w := range ws {
 		if err := ctx.Err(); err != nil {
@@ -282,7 +293,7 @@ func (e *Engine) applyLocked(ctx context.Context, p *Plan, o ApplyOptions, unset
 	if p.Empty() {
 		// Nothing to change: the transitions recorded so far are carried
 		// out (a resumed outbox may have finished them).
-		return &Report{}, e.settle(p, &Report{}, unsettled)
+		return &Report{}, e.settle(p, &Report{}, unsettled, nil)
 	}
 	if p.ID == "" {
 		p.ID = newPlanID(e.now())
@@ -295,17 +306,18 @@ func (e *Engine) applyLocked(ctx context.Context, p *Plan, o ApplyOptions, unset
 			return nil, &ApprovalRequiredError{PlanID: p.ID, Exceeded: exceeded}
 		}
 	}
-	if err := e.enqueue(p, o.Actor); err != nil {
+	items, err := e.enqueue(p, o.Actor)
+	if err != nil {
 		return nil, err
 	}
-	rep, err := e.drain(ctx)
-	if rep != nil {
-		rep.PlanID = p.ID
-	}
+	b := newBatch(ctx)
+	e.disp.submit(b, items)
+	rep, err := b.wait()
+	rep.PlanID = p.ID
 	if err != nil {
 		return rep, err
 	}
-	return rep, e.settle(p, rep, unsettled)
+	return rep, e.settle(p, rep, unsettled, nil)
 }
 
 func newPlanID(now time.Time) string {
@@ -354,8 +366,10 @@ func summaryDetails(p *Plan) map[string]string {
 
 // enqueue writes every step to the outbox, each with its audited intent,
 // in one transaction: all or nothing.
-func (e *Engine) enqueue(p *Plan, actor string) error {
+func (e *Engine) enqueue(p *Plan, actor string) ([]OutboxItem, error) {
+	var items []OutboxItem
 	err := e.db.Update(func(tx *bolt.Tx) error {
+		items = items[:0]
 		if _, err := audit.Append(tx, &audit.Record{Type: "plan.applied", Actor: actor, PlanID: p.ID,
 			Message: "plan accepted for execution", Details: summaryDetails(p)}, e.now); err != nil {
 			return err
@@ -379,20 +393,24 @@ func (e *Engine) enqueue(p *Plan, actor string) error {
 			if err := putJSON(tx, bucketOutbox, seqKey(seq), &it); err != nil {
 				return err
 			}
+			items = append(items, it)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("lifecycle: enqueue plan %s: %w", p.ID, err)
+		return nil, fmt.Errorf("lifecycle: enqueue plan %s: %w", p.ID, err)
 	}
-	return nil
+	return items, nil
 }
 
 // settle clears the transition of workers whose every action in the plan
 // succeeded: their joiner/mover/rehire/leaver is carried out. A
 // transition that happened after the plan was computed is kept: the plan
 // did not carry it out.
-func (e *Engine) settle(p *Plan, rep *Report, unsettled map[connectors.WorkerID]bool) error {
+//
+// only, when not nil, limits this to those workers (a plan made for them
+// alone says nothing about the others).
+func (e *Engine) settle(p *Plan, rep *Report, unsettled, only map[connectors.WorkerID]bool) error {
 	failed := map[connectors.WorkerID]bool{}
 	for id := range unsettled {
 		failed[id] = true
@@ -413,7 +431,7 @@ func (e *Engine) settle(p *Plan, rep *Report, unsettled map[connectors.WorkerID]
 			return err
 		}
 		for _, w := range ws {
-			if partial || w.Transition == "" || failed[w.ID] || w.TransitionAt.After(p.CreatedAt) || EffectiveStatus(&w.HR, w.Deleted, now, e.loc) == Pending {
+			if partial || w.Transition == "" || failed[w.ID] || (only != nil && !only[w.ID]) || w.TransitionAt.After(p.CreatedAt) || EffectiveStatus(&w.HR, w.Deleted, now, e.loc) == Pending {
 				continue
 			}
 			w.Transition = ""
