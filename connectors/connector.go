@@ -70,6 +70,10 @@ type Env struct {
 	// DB is Roster's data file, for connectors that keep their state in it
 	// (the in-process memory app). Others ignore it.
 	DB *bolt.DB
+	// Update, when set, writes to DB in a transaction shared with the
+	// engine's other writes (group commit: one fsync for many writers).
+	// fn must write nothing when it returns an error. Nil: use DB.Update.
+	Update func(fn func(tx *bolt.Tx) error) error
 	// Now is the clock.
 	Now func() time.Time
 }

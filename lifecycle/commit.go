@@ -7,13 +7,15 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// groupCommit batches concurrent small writes into one bbolt transaction:
-// one fsync for many HR changes. There is no timer: the first writer to
+// GroupCommit batches concurrent small writes to one data file into one
+// bbolt transaction: one fsync for many HR changes, action outcomes, or
+// writes of in-process apps that share the file (connectors.Env.Update). There is no timer: the first writer to
 // arrive commits everything queued behind it, and writers that arrive
 // while it commits form the next batch, so a lone write is never delayed
 // and a burst costs one commit per batch. (bbolt's own Batch waits on a
 // timer, which caps throughput at a few hundred commits per second.)
-type groupCommit struct {
+type GroupCommit struct {
+	db      *bolt.DB
 	mu      sync.Mutex
 	pending []*commitReq
 	running bool
@@ -41,11 +43,15 @@ func fatal(err error) error {
 	return &fatalError{err}
 }
 
-// do runs fn inside a write transaction shared with other concurrent
-// callers and returns fn's error. fn must write nothing when it returns a
-// non-fatal error; a fatal error (see fatal) rolls the whole batch back
-// and every request in it fails with it.
-func (g *groupCommit) do(db *bolt.DB, fn func(tx *bolt.Tx) error) error {
+// NewGroupCommit returns a group committer for db.
+func NewGroupCommit(db *bolt.DB) *GroupCommit { return &GroupCommit{db: db} }
+
+// Update runs fn inside a write transaction shared with other concurrent
+// callers and returns fn's error. fn must write nothing when it returns
+// an error: the others' writes in the same transaction are committed
+// regardless. A storage failure fails every request of the batch.
+func (g *GroupCommit) Update(fn func(tx *bolt.Tx) error) error {
+	db := g.db
 	r := &commitReq{fn: fn, done: make(chan struct{})}
 	g.mu.Lock()
 	g.pending = append(g.pending, r)
@@ -71,7 +77,7 @@ func (g *groupCommit) do(db *bolt.DB, fn func(tx *bolt.Tx) error) error {
 	return r.err
 }
 
-func (g *groupCommit) commit(db *bolt.DB, batch []*commitReq) {
+func (g *GroupCommit) commit(db *bolt.DB, batch []*commitReq) {
 	err := db.Update(func(tx *bolt.Tx) error {
 		for _, r := range batch {
 			r.err = r.fn(tx)

@@ -27,8 +27,8 @@ type dispatcher struct {
 	perWorker map[connectors.WorkerID]int
 	apps      map[string]*appQueue
 	// onIdle is called (outside the lock) when a worker has nothing left
-	// in flight.
-	onIdle func(connectors.WorkerID)
+	// in flight; onFail when one of its actions failed.
+	onIdle, onFail func(connectors.WorkerID)
 }
 
 type chainKey struct {
@@ -155,14 +155,25 @@ func (d *dispatcher) runChain(k chainKey) {
 			return
 		}
 		d.mu.Unlock()
+		// An outcome is audited while the chain's next action already
+		// runs: the next one waits for the previous action's answer, not
+		// for its audit commit. An item leaves the outbox only once its
+		// outcome is audited, and a crash in between repeats at most that
+		// (idempotent) action.
 		failed := false
+		var audits sync.WaitGroup
 		for _, q := range items {
-			r := d.e.runItem(q.b.ctx, q.it, failed)
-			if r.failure != nil {
+			o := d.e.attempt(q.b.ctx, q.it, failed)
+			if o.result.failure != nil {
 				failed = true
 			}
-			d.complete(q, r)
+			audits.Add(1)
+			go func() {
+				defer audits.Done()
+				d.complete(q, d.e.record(o))
+			}()
 		}
+		audits.Wait()
 	}
 }
 
@@ -200,8 +211,11 @@ func (d *dispatcher) complete(q queued, r itemResult) {
 	b.left--
 	last := b.left == 0
 	b.mu.Unlock()
-	onIdle := d.onIdle
+	onIdle, onFail := d.onIdle, d.onFail
 	d.mu.Unlock()
+	if r.failure != nil && onFail != nil {
+		onFail(w)
+	}
 	if last {
 		close(b.done)
 	}
@@ -210,17 +224,24 @@ func (d *dispatcher) complete(q queued, r itemResult) {
 	}
 }
 
-// runItem carries out one outbox item and audits its outcome (or leaves
-// it in the outbox when the context ended or the audit write failed).
-func (e *Engine) runItem(ctx context.Context, it OutboxItem, skip bool) itemResult {
+// attempted is an item tried, its outcome not yet audited.
+type attempted struct {
+	it       OutboxItem
+	outcome  string // ok, failed, skipped; "" when left in the outbox
+	cause    error
+	attempts int
+	result   itemResult
+}
+
+// attempt carries out one outbox item (or decides to skip it, or to
+// leave it in the outbox when the context ended).
+func (e *Engine) attempt(ctx context.Context, it OutboxItem, skip bool) attempted {
 	if err := ctx.Err(); err != nil {
-		return itemResult{left: true, err: err}
+		return attempted{it: it, result: itemResult{left: true, err: err}}
 	}
 	if skip {
-		if err := e.finish(it, "skipped", errors.New("an earlier action for this worker in this app failed"), 0); err != nil {
-			return itemResult{left: true, err: err}
-		}
-		return itemResult{skipped: true}
+		return attempted{it: it, outcome: "skipped", cause: errors.New("an earlier action for this worker in this app failed"),
+			result: itemResult{skipped: true}}
 	}
 	conn, ok := e.apps[it.Action.App]
 	var (
@@ -233,20 +254,27 @@ func (e *Engine) runItem(ctx context.Context, it OutboxItem, skip bool) itemResu
 		attempts, err = e.retryCount(ctx, func() error { return conn.Apply(ctx, it.Action) })
 		if err != nil && ctx.Err() != nil {
 			// Interrupted: the item stays in the outbox for the next run.
-			return itemResult{left: true, err: ctx.Err()}
+			return attempted{it: it, result: itemResult{left: true, err: ctx.Err()}}
 		}
 	}
 	if err == nil {
-		if aerr := e.finish(it, "ok", nil, attempts); aerr != nil {
-			return itemResult{left: true, err: aerr}
-		}
-		return itemResult{done: true}
-	}
-	if aerr := e.finish(it, "failed", err, attempts); aerr != nil {
-		return itemResult{left: true, err: aerr}
+		return attempted{it: it, outcome: "ok", attempts: attempts, result: itemResult{done: true}}
 	}
 	e.log.Warn("action failed", "action", it.Action.String(), "attempts", attempts, "kind", connectors.KindOf(err).String(), "err", err)
-	return itemResult{failure: &Failure{Action: it.Action, Error: err.Error(), Kind: connectors.KindOf(err).String(), Attempts: attempts}}
+	return attempted{it: it, outcome: "failed", cause: err, attempts: attempts,
+		result: itemResult{failure: &Failure{Action: it.Action, Error: err.Error(), Kind: connectors.KindOf(err).String(), Attempts: attempts}}}
+}
+
+// record audits an attempted item's outcome and takes it out of the
+// outbox; if that fails, the item is left in the outbox.
+func (e *Engine) record(o attempted) itemResult {
+	if o.outcome == "" {
+		return o.result
+	}
+	if err := e.finish(o.it, o.outcome, o.cause, o.attempts); err != nil {
+		return itemResult{left: true, err: err}
+	}
+	return o.result
 }
 
 // concurrency is the number of concurrent actions for app.
@@ -273,8 +301,8 @@ func (e *Engine) drain(ctx context.Context) (*Report, error) {
 	return b.wait()
 }
 
-func (d *dispatcher) setOnIdle(f func(connectors.WorkerID)) {
+func (d *dispatcher) setCallbacks(onIdle, onFail func(connectors.WorkerID)) {
 	d.mu.Lock()
-	d.onIdle = f
+	d.onIdle, d.onFail = onIdle, onFail
 	d.mu.Unlock()
 }

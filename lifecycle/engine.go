@@ -56,6 +56,10 @@ type Options struct {
 	Executor  ExecutorOptions
 	Now       func() time.Time
 	Logger    *slog.Logger
+	// Commits batches writes to DB; pass the one given to in-process
+	// connectors (connectors.Env.Update) so all writers share commits.
+	// Nil: the engine makes its own.
+	Commits *GroupCommit
 }
 
 // Engine runs Roster's lifecycle on one data file. Its methods are safe
@@ -74,7 +78,7 @@ type Engine struct {
 	now       func() time.Time
 	log       *slog.Logger
 	applyMu   sync.Mutex // one apply at a time
-	commits   groupCommit
+	commits   *GroupCommit
 	disp      *dispatcher
 	cache     stateCache   // apps' last known state, for the server's per-worker plans
 	managed   atomic.Int64 // managed workers at the last full plan
@@ -126,6 +130,10 @@ func New(o Options) (*Engine, error) {
 	}
 	sort.Strings(e.appNames)
 	e.disp = newDispatcher(e)
+	e.commits = o.Commits
+	if e.commits == nil {
+		e.commits = NewGroupCommit(o.DB)
+	}
 	return e, nil
 }
 
@@ -180,7 +188,7 @@ func (e *Engine) writeHR(ctx context.Context, actor string, id connectors.Worker
 	now := e.now().UTC()
 	var out *Worker
 	var tr string
-	err := e.commits.do(e.db, func(tx *bolt.Tx) error {
+	err := e.commits.Update(func(tx *bolt.Tx) error {
 		old, err := getWorker(tx, id)
 		if err != nil {
 			return fatal(err)

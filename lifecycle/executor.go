@@ -26,15 +26,15 @@ func (e *Engine) finish(it OutboxItem, outcome string, cause error, attempts int
 		}
 		rec.Details["error_kind"] = connectors.KindOf(cause).String()
 	}
-	err := e.db.Update(func(tx *bolt.Tx) error {
+	err := e.commits.Update(func(tx *bolt.Tx) error {
 		if _, err := audit.Append(tx, rec, e.now); err != nil {
-			return err
+			return fatal(err)
 		}
 		if err := tx.Bucket(bucketOutbox).Delete(seqKey(it.Seq)); err != nil {
-			return err
+			return fatal(err)
 		}
 		if outcome == "ok" {
-			return recordOutcome(tx, a, e.now().UTC(), it.Grace, it.Exception)
+			return fatal(recordOutcome(tx, a, e.now().UTC(), it.Grace, it.Exception))
 		}
 		return nil
 	})

@@ -189,12 +189,14 @@ func newEnv(t testing.TB, c envConfig) *testEnv {
 		c.exec = ExecutorOptions{Concurrency: 4, MaxAttempts: 3, BackoffBase: time.Millisecond, BackoffMax: 5 * time.Millisecond}
 	}
 	env := &testEnv{t: t, db: openDB(t), clock: newClock(c.start), loc: c.loc, apps: map[string]*memory.App{}}
+	commits := NewGroupCommit(env.db)
 	var conns []connectors.Connector
 	for name, cfg := range map[string]memory.Config{"gh": c.gh, "chat": c.chat} {
 		a, err := memory.New(name, cfg, env.db, env.clock.Now)
 		if err != nil {
 			t.Fatalf("memory app %s: %v", name, err)
 		}
+		a.ShareCommits(commits.Update)
 		env.apps[name] = a
 		conns = append(conns, a)
 	}
@@ -209,7 +211,7 @@ func newEnv(t testing.TB, c envConfig) *testEnv {
 		safety = *c.safety
 	}
 	env.opts = Options{DB: env.db, Policy: env.pol, Apps: conns, Location: c.loc, Safety: safety,
-		Executor: c.exec, Now: env.clock.Now}
+		Executor: c.exec, Now: env.clock.Now, Commits: commits}
 	env.eng = env.newEngine()
 	return env
 }

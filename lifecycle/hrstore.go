@@ -235,7 +235,7 @@ func (e *Engine) DeleteGroup(ctx context.Context, actor string, id string) error
 func (e *Engine) writeGroup(actor, id string, g *HRGroup) (*HRGroup, error) {
 	now := e.now().UTC()
 	var out *HRGroup
-	err := e.commits.do(e.db, func(tx *bolt.Tx) error {
+	err := e.commits.Update(func(tx *bolt.Tx) error {
 		old, err := getGroup(tx, id)
 		if err != nil {
 			return fatal(err)

@@ -37,8 +37,12 @@ type runState struct {
 	// waiting are workers whose items were still running when their
 	// change came: planned again once they are idle.
 	waiting map[connectors.WorkerID]change
-	batches sync.WaitGroup
-	opts    RunOptions
+	// inflight are workers whose planned actions are running, with the
+	// change that caused them; failed marks those with a failed action.
+	inflight map[connectors.WorkerID]change
+	failed   map[connectors.WorkerID]bool
+	batches  sync.WaitGroup
+	opts     RunOptions
 }
 
 type change struct {
@@ -97,9 +101,11 @@ func (e *Engine) Run(ctx context.Context, o RunOptions) error {
 		r.queued = map[connectors.WorkerID]change{}
 	}
 	r.waiting = map[connectors.WorkerID]change{}
+	r.inflight = map[connectors.WorkerID]change{}
+	r.failed = map[connectors.WorkerID]bool{}
 	r.mu.Unlock()
 	e.cache.enable()
-	e.disp.setOnIdle(e.workerIdle)
+	e.disp.setCallbacks(e.workerIdle, e.workerFailed)
 
 	e.fullReconcile(ctx)
 	e.reconcileQueued(ctx) // changes notified before the loop started
@@ -156,11 +162,16 @@ func (e *Engine) fullReconcile(ctx context.Context) {
 		"deferred", len(p.Deferred), "orphans", len(p.Orphans), "took", e.now().Sub(start))
 }
 
-// workerIdle is the dispatcher's callback: a worker whose change waited
-// for its running actions is planned now.
+// workerIdle is the dispatcher's callback when a worker has nothing left
+// running: its change is done (reported to OnDone unless an action
+// failed), and a change that waited for it is planned now.
 func (e *Engine) workerIdle(id connectors.WorkerID) {
 	r := &e.run
 	r.mu.Lock()
+	fin, running := r.inflight[id]
+	failed := r.failed[id]
+	delete(r.inflight, id)
+	delete(r.failed, id)
 	c, ok := r.waiting[id]
 	if ok {
 		delete(r.waiting, id)
@@ -168,14 +179,28 @@ func (e *Engine) workerIdle(id connectors.WorkerID) {
 			r.queued[id] = c
 		}
 	}
-	wake := r.wake
+	wake, onDone := r.wake, r.opts.OnDone
 	r.mu.Unlock()
+	if running && !failed && onDone != nil {
+		onDone(fin.kind, fin.since)
+	}
 	if ok && wake != nil {
 		select {
 		case wake <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// workerFailed is the dispatcher's callback when one of id's actions
+// failed.
+func (e *Engine) workerFailed(id connectors.WorkerID) {
+	r := &e.run
+	r.mu.Lock()
+	if r.failed != nil {
+		r.failed[id] = true
+	}
+	r.mu.Unlock()
 }
 
 // reconcileQueued plans the notified workers against the apps' last known
@@ -218,7 +243,7 @@ func (e *Engine) reconcileQueued(ctx context.Context) {
 		if err := e.settle(p, &Report{}, nil, only); err != nil {
 			e.log.Error("reconcile workers: settle", "err", err)
 		}
-		e.done(p, &Report{}, ids, queued)
+		e.doneWithout(p, ids, queued)
 		return
 	}
 	p.ID = newPlanID(e.now())
@@ -234,9 +259,20 @@ func (e *Engine) reconcileQueued(ctx context.Context) {
 		e.log.Error("reconcile workers: enqueue", "err", err)
 		return
 	}
+	// Each worker's change is done when its last action is (workerIdle);
+	// those with nothing to do are done now.
+	r.mu.Lock()
+	for _, st := range p.Steps {
+		w := st.Action.Person.Worker
+		if c, ok := queued[w]; ok {
+			r.inflight[w] = c
+		}
+	}
+	r.mu.Unlock()
 	b := newBatch(ctx)
 	e.disp.submit(b, items)
 	e.applyMu.Unlock()
+	e.doneWithout(p, ids, queued)
 
 	r.batches.Add(1)
 	go func() {
@@ -249,22 +285,25 @@ func (e *Engine) reconcileQueued(ctx context.Context) {
 		if err := e.settle(p, rep, nil, only); err != nil {
 			e.log.Error("reconcile workers: settle", "err", err)
 		}
-		e.done(p, rep, ids, queued)
 	}()
 }
 
-// done reports carried-out changes to RunOptions.OnDone.
-func (e *Engine) done(p *Plan, rep *Report, ids []connectors.WorkerID, changes map[connectors.WorkerID]change) {
+// doneWithout reports to OnDone the changes of workers the plan has no
+// step for: nothing to do is done.
+func (e *Engine) doneWithout(p *Plan, ids []connectors.WorkerID, changes map[connectors.WorkerID]change) {
 	onDone := e.run.opts.OnDone
-	if onDone == nil {
+	if onDone == nil || len(p.Unreadable) > 0 {
 		return
 	}
-	failed := map[connectors.WorkerID]bool{}
-	for _, f := range rep.Failed {
-		failed[f.Action.Person.Worker] = true
+	withSteps := map[connectors.WorkerID]bool{}
+	for _, st := range p.Steps {
+		withSteps[st.Action.Person.Worker] = true
+	}
+	for _, d := range p.Deferred {
+		withSteps[d.Action.Person.Worker] = true // not done while its grace runs
 	}
 	for _, id := range ids {
-		if c, ok := changes[id]; ok && !failed[id] && len(p.Unreadable) == 0 {
+		if c, ok := changes[id]; ok && !withSteps[id] {
 			onDone(c.kind, c.since)
 		}
 	}

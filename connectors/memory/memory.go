@@ -58,8 +58,10 @@ type App struct {
 	cfg   Config
 	kinds map[string]connectors.KindSpec
 	db    *bolt.DB
-	now   func() time.Time
-	rng   *lockedRand
+	// update writes to db: db.Update, or the host's group commit.
+	update func(fn func(tx *bolt.Tx) error) error
+	now    func() time.Time
+	rng    *lockedRand
 }
 
 var _ connectors.Connector = (*App)(nil)
@@ -97,8 +99,19 @@ func Open(_ context.Context, env connectors.Env) (connectors.Connector, error) {
 			return nil, fmt.Errorf("settings: %w", err)
 		}
 	}
-	return New(env.Name, cfg, env.DB, env.Now)
+	a, err := New(env.Name, cfg, env.DB, env.Now)
+	if err != nil {
+		return nil, err
+	}
+	if env.Update != nil {
+		a.ShareCommits(env.Update)
+	}
+	return a, nil
 }
+
+// ShareCommits makes the app write through update (a group commit shared
+// with the engine, see connectors.Env.Update) instead of DB.Update.
+func (a *App) ShareCommits(update func(fn func(tx *bolt.Tx) error) error) { a.update = update }
 
 // New builds an instance from an already decoded Config; now may be nil
 // (time.Now). It validates cfg and does no I/O.
@@ -115,7 +128,7 @@ func New(name string, cfg Config, db *bolt.DB, now func() time.Time) (*App, erro
 	if now == nil {
 		now = time.Now
 	}
-	a := &App{name: name, db: db, now: now, kinds: map[string]connectors.KindSpec{}}
+	a := &App{name: name, db: db, update: db.Update, now: now, kinds: map[string]connectors.KindSpec{}}
 	a.cfg = cfg
 	a.cfg.Kinds = cloneKinds(cfg.Kinds)
 	for _, k := range a.cfg.Kinds {
@@ -203,7 +216,7 @@ func (a *App) Apply(ctx context.Context, act connectors.Action) error {
 	if a.rng.chance(a.cfg.FailureRate) {
 		return connectors.Errorf(connectors.Transient, op, "injected failure before the change (failure_rate %v)", a.cfg.FailureRate)
 	}
-	err := a.db.Update(func(tx *bolt.Tx) error { return a.applyTx(tx, act, op) })
+	err := a.update(func(tx *bolt.Tx) error { return a.applyTx(tx, act, op) })
 	if err != nil {
 		var ce *connectors.Error
 		if errors.As(err, &ce) {
