@@ -62,6 +62,12 @@ type Config struct {
 	// their names sorted.
 	Connectors     map[string]*Connector
 	ConnectorNames []string
+	// Server configures `roster serve`; every field has its default when
+	// the block is absent.
+	Server Server
+	// SCIM configures the SCIM 2.0 endpoint of `roster serve`; nil when
+	// the file has no scim block.
+	SCIM *SCIM
 	// Path is the absolute path of the file, Dir its directory.
 	Path string
 	Dir  string
@@ -281,7 +287,11 @@ func (c *Config) Marshal() ([]byte, error) {
 			{Key: "backoff_max", Value: c.Executor.BackoffMax.String()},
 		}},
 		yaml.MapItem{Key: "connectors", Value: conns},
+		yaml.MapItem{Key: "server", Value: c.Server.marshal()},
 	)
+	if c.SCIM != nil {
+		doc = append(doc, yaml.MapItem{Key: "scim", Value: c.SCIM.marshal()})
+	}
 	out, err := yaml.MarshalWithOptions(doc, yaml.Indent(2), yaml.IndentSequence(true))
 	if err != nil {
 		return nil, fmt.Errorf("config: marshal: %w", err)

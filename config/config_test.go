@@ -283,15 +283,19 @@ func TestParseDefaults(t *testing.T) {
 	}
 	dir, _ := filepath.Abs("testdata")
 	want := &Config{
-		Version:     1,
-		DataDir:     filepath.Join(dir, "data"),
-		Timezone:    DefaultTimezone,
-		Location:    time.UTC,
-		Policies:    []string{"policies/*.yaml"},
-		Lifecycle:   Lifecycle{MoverGrace: DefaultMoverGrace, Retention: DefaultRetention},
-		Safety:      DefaultSafety(),
-		Executor:    Executor{Concurrency: DefaultConcurrency, MaxAttempts: DefaultMaxAttempts, BackoffBase: DefaultBackoffBase, BackoffMax: DefaultBackoffMax},
-		Connectors:  c.Connectors,
+		Version:    1,
+		DataDir:    filepath.Join(dir, "data"),
+		Timezone:   DefaultTimezone,
+		Location:   time.UTC,
+		Policies:   []string{"policies/*.yaml"},
+		Lifecycle:  Lifecycle{MoverGrace: DefaultMoverGrace, Retention: DefaultRetention},
+		Safety:     DefaultSafety(),
+		Executor:   Executor{Concurrency: DefaultConcurrency, MaxAttempts: DefaultMaxAttempts, BackoffBase: DefaultBackoffBase, BackoffMax: DefaultBackoffMax},
+		Connectors: c.Connectors,
+		Server: Server{
+			Listen: "127.0.0.1:8080", ReadTimeout: Duration(10 * time.Second), WriteTimeout: Duration(30 * time.Second),
+			IdleTimeout: Duration(time.Minute), MaxBody: 1 << 20, ReconcileInterval: Duration(time.Hour), TickInterval: Duration(time.Minute),
+		},
 		Path:        filepath.Join(dir, "minimal.yaml"),
 		Dir:         dir,
 		PolicyTests: nil,
@@ -372,7 +376,16 @@ func projection(t *testing.T, c *Config) map[string]any {
 	cp := *c
 	cp.Connectors = nil
 	cp.Location = nil
-	return map[string]any{"config": cp, "location": c.Location.String(), "connectors": conns}
+	var scim any
+	if c.SCIM != nil {
+		var tokens []string
+		for _, t := range c.SCIM.Tokens {
+			tokens = append(tokens, t.Name+"="+t.Secret)
+		}
+		scim = []any{tokens, c.SCIM.Mapping}
+		cp.SCIM = nil
+	}
+	return map[string]any{"config": cp, "location": c.Location.String(), "connectors": conns, "scim": scim}
 }
 
 func TestMarshalRoundTrip(t *testing.T) {

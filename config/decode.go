@@ -115,6 +115,7 @@ func (d *decoder) decode(data []byte, abs string) *Config {
 		Safety:     DefaultSafety(),
 		Executor:   Executor{Concurrency: DefaultConcurrency, MaxAttempts: DefaultMaxAttempts, BackoffBase: DefaultBackoffBase, BackoffMax: DefaultBackoffMax},
 		Connectors: map[string]*Connector{},
+		Server:     defaultServer(),
 		Path:       abs,
 		Dir:        filepath.Dir(abs),
 	}
@@ -143,12 +144,15 @@ func (d *decoder) decode(data []byte, abs string) *Config {
 		}},
 		{key: "executor", set: func(e entry) { d.executor(c, e) }},
 		{key: "connectors", required: true, set: func(e entry) { d.connectors(c, e) }},
+		{key: "server", set: func(e entry) { d.server(c, e) }},
+		{key: "scim", set: func(e entry) { d.scim(c, e) }},
 	})
 
 	if !filepath.IsAbs(c.DataDir) {
 		c.DataDir = filepath.Join(c.Dir, c.DataDir)
 	}
 	c.DataDir = filepath.Clean(c.DataDir)
+	resolveTLS(c)
 	for name, cn := range c.Connectors {
 		if !cn.concurrencySet {
 			cn.Concurrency = c.Executor.Concurrency

@@ -1,7 +1,10 @@
 // Package config loads and validates roster.yaml, the file that tells a
 // Roster instance where its data lives, which policy files to load, how the
 // lifecycle and the executor behave, which mass changes need an approval,
-// and which connector instances exist.
+// which connector instances exist, and how `roster serve` listens (the
+// server block: address, TLS, timeouts, body limit, reconcile and tick
+// intervals) and whom its SCIM endpoint accepts (the scim block: named
+// bearer tokens and attribute mapping overrides).
 //
 // Load (or Parse) reads the file strictly: an unknown key anywhere, a value
 // of the wrong type, a missing required key, an unsupported version, an
@@ -26,11 +29,14 @@
 // the connector through Settings.Decode (the connectors.Settings interface),
 // with the same strictness and with positions that point into roster.yaml.
 //
-// Secrets never appear in roster.yaml as values: a connector setting holds a
-// reference, "env:NAME" or "file:PATH", resolved by ResolveSecret or
-// Config.ResolveSecret. Errors name the variable or the file, never the
-// value, and a source line shown in an error has any inline value of a
-// token-, secret- or password-like key replaced by <redacted>.
+// Secrets never appear in roster.yaml as values: a connector setting or a
+// SCIM token holds a reference, "env:NAME" or "file:PATH", resolved by
+// ResolveSecret or Config.ResolveSecret (an inline SCIM token secret is a
+// load error). SCIMToken.Errorf and SCIM.MappingErrorf position problems
+// found later, when serve resolves the tokens and checks the mapping.
+// Errors name the variable or the file, never the value, and a source line
+// shown in an error has any inline value of a token-, secret- or
+// password-like key replaced by <redacted>.
 //
 // The package imports no other package of Roster's. It embeds the IANA time
 // zone database (time/tzdata) so a timezone name is accepted or rejected the

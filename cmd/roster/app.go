@@ -77,7 +77,10 @@ func openDB(dir string) (*bolt.DB, error) {
 }
 
 // openConnectors builds every configured instance.
-func openConnectors(ctx context.Context, cfg *config.Config, db *bolt.DB, g *globals) ([]connectors.Connector, error) {
+//
+// commits, when not nil, is the group commit in-process connectors share
+// with the engine for their writes to db.
+func openConnectors(ctx context.Context, cfg *config.Config, db *bolt.DB, commits *lifecycle.GroupCommit, g *globals) ([]connectors.Connector, error) {
 	reg := registry()
 	var out []connectors.Connector
 	for _, name := range cfg.ConnectorNames {
@@ -85,10 +88,14 @@ func openConnectors(ctx context.Context, cfg *config.Config, db *bolt.DB, g *glo
 		if _, ok := reg[ci.Type]; !ok {
 			return nil, ci.Errorf("unknown type %q (known: %v)", ci.Type, reg.Types())
 		}
-		c, err := reg.Open(ctx, ci.Type, connectors.Env{
+		env := connectors.Env{
 			Name: name, Settings: ci.Settings, Secret: cfg.ResolveSecret,
 			Logger: g.logger.With("connector", name), DB: db, Now: g.clock,
-		})
+		}
+		if commits != nil {
+			env.Update = commits.Update
+		}
+		c, err := reg.Open(ctx, ci.Type, env)
 		if err != nil {
 			return nil, err
 		}
@@ -146,7 +153,8 @@ func (g *globals) open(ctx context.Context) (*session, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	if s.apps, err = openConnectors(ctx, cfg, db, g); err != nil {
+	commits := lifecycle.NewGroupCommit(db)
+	if s.apps, err = openConnectors(ctx, cfg, db, commits, g); err != nil {
 		return fail(err)
 	}
 	pol, err := loadPolicy(cfg, s.apps, "")
@@ -167,7 +175,7 @@ func (g *globals) open(ctx context.Context) (*session, error) {
 			Concurrency: cfg.Executor.Concurrency, PerApp: perApp, MaxAttempts: cfg.Executor.MaxAttempts,
 			BackoffBase: cfg.Executor.BackoffBase.Std(), BackoffMax: cfg.Executor.BackoffMax.Std(),
 		},
-		Now: g.clock, Logger: g.logger,
+		Now: g.clock, Logger: g.logger, Commits: commits,
 	})
 	if err != nil {
 		return fail(err)

@@ -46,8 +46,9 @@ func newDemoCmd(g *globals) *cobra.Command {
 		Short: "Run the whole story on the sample company, in-process, in seconds",
 		Long: `Demo copies the sample company Pied Piper (about 60 people, six in-process
 "memory" apps: github, slack, google, hubspot, zendesk, zapier) into a fresh
-temporary data dir and tells the story: import the company from HR, plan,
-apply; hire an engineer with a future start date; hire a marketer; move an
+temporary data dir and tells the story: import the company from HR (CSV),
+plan, apply; then, with HR talking to Roster's SCIM endpoint over loopback
+HTTP as Entra ID or Okta would: hire an engineer with a future start date; hire a marketer; move an
 engineer to marketing (old access kept for the grace period); end a
 contractor's contract; a leaver. Each plan and its result is printed, and
 the demo ends with the audit log verified and what each app holds.
@@ -107,6 +108,7 @@ func extractSample(dir string) error {
 }
 
 type demo struct {
+	scim  *demoSCIM
 	out   io.Writer
 	g     *globals
 	clock *demoClock
@@ -128,6 +130,12 @@ func (d *demo) run(ctx context.Context) error {
 	defer s.Close()
 	d.s = s
 	e := s.engine
+	scim, err := startDemoSCIM(d.out, e)
+	if err != nil {
+		return fmt.Errorf("demo: start the SCIM endpoint: %w", err)
+	}
+	defer scim.close()
+	d.scim = scim
 	fmt.Fprintf(d.out, "Roster demo: Pied Piper, %d apps (%s), today is %s in %s.\n",
 		len(e.Apps()), strings.Join(e.Apps(), ", "), d.clock.Now().In(s.cfg.Location).Format("Mon 2006-01-02"), s.cfg.Timezone)
 
@@ -180,12 +188,12 @@ func (d *demo) run(ctx context.Context) error {
 	today := d.clock.Now().In(s.cfg.Location)
 	start := today.AddDate(0, 0, 3)
 	d.title("Hire an engineer who starts in three days (%s)", start.Format("Mon 2006-01-02"))
-	newEng := lifecycle.HRRecord{ID: "w-901", UserName: "laurie.bream", Email: "laurie.bream@piedpiper.com", GivenName: "Laurie",
+	newEng := lifecycle.HRRecord{UserName: "laurie.bream", Email: "laurie.bream@piedpiper.com", GivenName: "Laurie",
 		FamilyName: "Bream", DisplayName: "Laurie Bream", WorkerType: "employee", Title: "Software Engineer",
 		Department: lead.HR.Department, Division: "Engineering", Organization: lead.HR.Organization, Team: lead.HR.Team,
 		Location: "Palo Alto", Manager: string(lead.ID), StartDate: lifecycle.Date(start.Format(time.DateOnly)), Active: true,
 		Custom: map[string]string{"githubUsername": "lbream"}}
-	if err := d.hr(ctx, newEng); err != nil {
+	if _, err := d.scim.create(ctx, newEng); err != nil {
 		return err
 	}
 	fmt.Fprintln(d.out, "Before the start date the plan has nothing for her:")
@@ -199,7 +207,7 @@ func (d *demo) run(ctx context.Context) error {
 	}
 
 	d.title("Hire a marketer who starts today")
-	if err := d.hr(ctx, lifecycle.HRRecord{ID: "w-902", UserName: "ed.chen", Email: "ed.chen@piedpiper.com", GivenName: "Ed",
+	if _, err := d.scim.create(ctx, lifecycle.HRRecord{UserName: "ed.chen", Email: "ed.chen@piedpiper.com", GivenName: "Ed",
 		FamilyName: "Chen", DisplayName: "Ed Chen", WorkerType: "employee", Title: "Growth Marketer", Department: "Marketing",
 		Division: "Go-To-Market", Organization: lead.HR.Organization, Location: "New York",
 		StartDate: lifecycle.Date(d.clock.Now().In(s.cfg.Location).Format(time.DateOnly)), Active: true}); err != nil {
@@ -210,9 +218,12 @@ func (d *demo) run(ctx context.Context) error {
 	}
 
 	d.title("%s moves from engineering to marketing", engineer.HR.DisplayName)
-	moved := engineer.HR
-	moved.Division, moved.Department, moved.Team, moved.Title = "Go-To-Market", "Marketing", "", "Product Marketing Manager"
-	if err := d.hr(ctx, moved); err != nil {
+	if err := d.scim.patch(ctx, engineer.ID, []scimOp{
+		{Op: "Replace", Path: scimEnterprise + ":division", Value: "Go-To-Market"},
+		{Op: "Replace", Path: scimEnterprise + ":department", Value: "Marketing"},
+		{Op: "Remove", Path: scimRoster + ":team"},
+		{Op: "Replace", Path: "title", Value: "Product Marketing Manager"},
+	}); err != nil {
 		return err
 	}
 	if err := d.apply(ctx, true); err != nil {
@@ -226,19 +237,16 @@ func (d *demo) run(ctx context.Context) error {
 
 	yesterday := d.clock.Now().In(s.cfg.Location).AddDate(0, 0, -1).Format(time.DateOnly)
 	d.title("%s's contract ends (end date %s)", contractor.HR.DisplayName, yesterday)
-	ended := contractor.HR
-	ended.EndDate = lifecycle.Date(yesterday)
-	if err := d.hr(ctx, ended); err != nil {
+	if err := d.scim.patch(ctx, contractor.ID, []scimOp{{Op: "Replace", Path: scimRoster + ":endDate", Value: yesterday}}); err != nil {
 		return err
 	}
 	if err := d.apply(ctx, true); err != nil {
 		return err
 	}
 
-	d.title("%s leaves the company (HR sets active=false)", leaver.HR.DisplayName)
-	left := leaver.HR
-	left.Active = false
-	if err := d.hr(ctx, left); err != nil {
+	d.title("%s leaves the company (HR sends active \"False\", as Entra ID does)", leaver.HR.DisplayName)
+	// As Entra ID sends it: the boolean as a string.
+	if err := d.scim.patch(ctx, leaver.ID, []scimOp{{Op: "Replace", Path: "active", Value: "False"}}); err != nil {
 		return err
 	}
 	if err := d.apply(ctx, true); err != nil {
@@ -267,18 +275,6 @@ func pick(ws []*lifecycle.Worker, f func(*lifecycle.Worker) bool) *lifecycle.Wor
 			return w
 		}
 	}
-	return nil
-}
-
-func (d *demo) hr(ctx context.Context, r lifecycle.HRRecord) error {
-	w, tr, err := d.s.engine.UpsertHR(ctx, "hr-demo", r)
-	if err != nil {
-		return err
-	}
-	if tr == "" {
-		tr = "no transition"
-	}
-	fmt.Fprintf(d.out, "HR: %s %s -> %s, status %s.\n\n", w.ID, w.HR.DisplayName, tr, w.Status)
 	return nil
 }
 

@@ -238,7 +238,7 @@ func (g *globals) offlinePolicy(cmd *cobra.Command, dir string) (*config.Config,
 		return nil, nil, err
 	}
 	defer db.close()
-	apps, err := openConnectors(cmd.Context(), cfg, db.db, g)
+	apps, err := openConnectors(cmd.Context(), cfg, db.db, nil, g)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -520,7 +520,7 @@ func newConfigCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer db.close()
-			apps, err := openConnectors(cmd.Context(), cfg, db.db, g)
+			apps, err := openConnectors(cmd.Context(), cfg, db.db, nil, g)
 			if err != nil {
 				return err
 			}

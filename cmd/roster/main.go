@@ -73,7 +73,8 @@ func newRoot(g *globals, stdin io.Reader, stdout, stderr io.Writer) *cobra.Comma
 		Long: `Roster gives every worker exactly the access their role needs in every app,
 from their first day to their last, and proves it.
 
-HR records (CSV import now, SCIM 2.0 soon) say who joins, moves and leaves.
+HR records (SCIM 2.0 through ` + "`roster serve`" + `, or CSV import) say who joins,
+moves and leaves.
 Role policies in YAML say which access each role gets. ` + "`roster plan`" + ` shows
 what would change, ` + "`roster apply`" + ` makes every app match, and every change is
 written to a hash-chained audit log that ` + "`roster audit verify`" + ` checks.
@@ -106,6 +107,7 @@ in-process apps, in seconds.`,
 		newApplyCmd(g),
 		newApproveCmd(g),
 		newStatusCmd(g),
+		newServeCmd(g),
 		newPolicyCmd(g),
 		newAuditCmd(g),
 		newConfigCmd(g),
