@@ -61,7 +61,8 @@ var _ Store = (*lifecycle.Engine)(nil)
 
 // Token is one bearer token the SCIM endpoint accepts. Name identifies
 // the client in the audit log ("scim:"+Name is the actor of its writes);
-// Secret is the resolved secret, never logged.
+// Secret is the resolved secret (surrounding white space, such as a
+// secret file's final newline, is ignored), never logged.
 type Token struct{ Name, Secret string }
 
 // SCIMOptions configure NewSCIM.
@@ -79,8 +80,11 @@ type SCIMOptions struct {
 	// the group, with "" (the engine decides whether that moves them).
 	// It runs on the request's goroutine and must not block long.
 	OnChange func(id connectors.WorkerID, transition string)
-	Logger   *slog.Logger
-	Now      func() time.Time
+	// Logger gets one record per request (Debug; Warn for a refused
+	// token) and storage failures (Error); never a token or a body.
+	Logger *slog.Logger
+	// Now times requests for the log (default time.Now).
+	Now func() time.Time
 }
 
 // BasePath is the URL path the SCIM handler serves: mount the handler at
@@ -122,10 +126,11 @@ func NewSCIM(o SCIMOptions) (http.Handler, error) {
 		if strings.TrimSpace(t.Name) == "" {
 			return nil, fmt.Errorf("scim: token %d has no name", i+1)
 		}
-		if t.Secret == "" {
+		secret := strings.TrimSpace(t.Secret) // as the header's token is
+		if secret == "" {
 			return nil, fmt.Errorf("scim: token %q has an empty secret", t.Name)
 		}
-		sum := sha256.Sum256([]byte(t.Secret))
+		sum := sha256.Sum256([]byte(secret))
 		if names[t.Name] {
 			return nil, fmt.Errorf("scim: two tokens are named %q", t.Name)
 		}
@@ -260,6 +265,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	level := slog.LevelDebug
 	if status == http.StatusUnauthorized {
 		level = slog.LevelWarn
+	}
+	if !s.log.Enabled(r.Context(), level) {
+		return
 	}
 	s.log.Log(r.Context(), level, "scim request", "method", r.Method, "path", r.URL.Path, "status", status,
 		"actor", actor, "remote", r.RemoteAddr, "duration", s.now().Sub(start))

@@ -287,6 +287,13 @@ func TestPaginationStable(t *testing.T) {
 	if r.m["totalResults"] != 4.0 {
 		t.Errorf("and/not filter: %s", r.raw)
 	}
+	for f, want := range map[string]float64{`meta.lastModified gt "2000-01-01T00:00:00Z"`: 5, `meta.created lt "2000-01-01T00:00:00Z"`: 0,
+		`meta.resourceType eq "User"`: 5, `id eq "` + ids[2] + `"`: 1, `id eq "` + strings.ToUpper(ids[2]) + `"`: 0} {
+		r = h.do("GET", "/Users?filter="+url.QueryEscape(f), "").must(t, http.StatusOK)
+		if r.m["totalResults"] != want {
+			t.Errorf("%s: %v results, want %v", f, r.m["totalResults"], want)
+		}
+	}
 }
 
 func assertRecord(t *testing.T, got, want lifecycle.HRRecord) {

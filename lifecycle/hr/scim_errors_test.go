@@ -52,6 +52,8 @@ func TestErrors(t *testing.T) {
 		{"PATCH active not a boolean", "PATCH", "/Users/" + id, patchBody(`{"op":"replace","path":"active","value":"perhaps"}`), nil, 400, "invalidValue"},
 		{"PATCH unknown path", "PATCH", "/Users/" + id, patchBody(`{"op":"replace","path":"shoeSize","value":"42"}`), nil, 400, "invalidPath"},
 		{"PATCH remove without path", "PATCH", "/Users/" + id, patchBody(`{"op":"remove"}`), nil, 400, "noTarget"},
+		{"PATCH path not a string", "PATCH", "/Users/" + id, patchBody(`{"op":"replace","path":5,"value":{"title":"x"}}`), nil, 400, "invalidSyntax"},
+		{"PATCH op not a string", "PATCH", "/Users/" + id, patchBody(`{"op":true,"path":"title","value":"x"}`), nil, 400, "invalidSyntax"},
 		{"PATCH unknown op", "PATCH", "/Users/" + id, patchBody(`{"op":"merge","path":"title","value":"x"}`), nil, 400, "invalidValue"},
 		{"PATCH no schemas", "PATCH", "/Users/" + id, `{"Operations":[{"op":"replace","path":"title","value":"x"}]}`, nil, 400, "invalidValue"},
 		{"PATCH removes userName", "PATCH", "/Users/" + id, patchBody(`{"op":"remove","path":"userName"}`), nil, 400, "invalidValue"},

@@ -51,12 +51,29 @@ func patchSeeds(t testing.TB) []string {
 	)
 }
 
-// FuzzApplyPatch sends random PATCH bodies for a random user. The server
-// must never panic or answer 500; a failed PATCH stores nothing; a
-// stored result must map back to the same HR record.
+// opSeeds are single operations (op, path, JSON value) for the fuzzer to
+// vary part by part.
+var opSeeds = [][3]string{
+	{"Replace", `emails[type eq "work"].value`, `"b@piedpiper.com"`},
+	{"Add", EnterpriseSchema + ":manager", `"w-mgr"`},
+	{"Remove", "members", `[{"value":"w-mgr"}]`},
+	{"replace", "name.givenName", `"Ann"`},
+	{"add", "", `{"name.familyName":"Lee","active":"False"}`},
+	{"remove", `emails[type eq "work" and primary eq true]`, ``},
+	{"replace", RosterSchema + ":startDate", `"2027-01-04"`},
+	{"Add", "phoneNumbers", `[{"type":"work","value":"+1","primary":true}]`},
+}
+
+// FuzzApplyPatch sends random PATCH operations for a random user: one
+// built from op, path and value, or the raw body when it is set. The
+// server must never panic or answer 500; a failed PATCH stores nothing;
+// a stored result must map back to the same HR record.
 func FuzzApplyPatch(f *testing.F) {
 	for i, s := range patchSeeds(f) {
-		f.Add("Engineer", "Platform", "a@piedpiper.com", i%2 == 0, s)
+		f.Add("Engineer", "Platform", "a@piedpiper.com", i%2 == 0, "", "", "", s)
+	}
+	for i, o := range opSeeds {
+		f.Add("Engineer", "Platform", "a@piedpiper.com", i%2 == 0, o[0], o[1], o[2], "")
 	}
 	cm, err := DefaultMapping().compile()
 	if err != nil {
@@ -69,7 +86,24 @@ func FuzzApplyPatch(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Fuzz(func(t *testing.T, title, dept, email string, active bool, body string) {
+	f.Fuzz(func(t *testing.T, title, dept, email string, active bool, op, path, value, body string) {
+		if body == "" {
+			o := map[string]any{"op": op}
+			if path != "" {
+				o["path"] = path
+			}
+			var v any
+			if json.Unmarshal([]byte(value), &v) == nil {
+				o["value"] = v
+			} else if value != "" {
+				o["value"] = value
+			}
+			b, err := json.Marshal(map[string]any{"schemas": []string{patchOpSchema}, "Operations": []any{o}})
+			if err != nil {
+				t.Skip()
+			}
+			body = string(b)
+		}
 		store.reset()
 		ctx := t.Context()
 		for _, rec := range []lifecycle.HRRecord{

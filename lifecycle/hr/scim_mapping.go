@@ -341,15 +341,24 @@ func (r *attrRef) get(doc map[string]any) (v any, present bool) {
 }
 
 // pick chooses the element of a multi-valued attribute the selection
-// names. When none matches and the selection is on "type" only, an
+// names, the primary one when several match. When none matches and the selection is on "type" only, an
 // untyped element stands in (the primary one, else the first): clients
 // such as OneLogin may send e-mails without a type. Elements written by
 // Roster always carry the type, so this never shadows one of them.
 func (r *attrRef) pick(list []any) map[string]any {
+	var match map[string]any
 	for _, x := range list {
 		if el, ok := x.(map[string]any); ok && r.selects(el) {
-			return el
+			if p, _ := lookup(el, "primary"); p == true {
+				return el
+			}
+			if match == nil {
+				match = el
+			}
 		}
+	}
+	if match != nil {
+		return match
 	}
 	if len(r.sel) != 1 || !strings.EqualFold(r.sel[0].name, "type") {
 		return nil

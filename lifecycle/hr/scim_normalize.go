@@ -17,10 +17,12 @@ import (
 // rewrite exists for a client that sends it:
 //
 //   - booleans as the strings "True"/"False" (Entra ID), on any boolean
-//     attribute (active, emails[].primary), in resources and in PATCH;
+//     attribute (active, emails[].primary), in resources and in PATCH
+//     paths and values;
 //   - the enterprise manager as a bare id string (Entra ID), in resources,
 //     PATCH paths and path-less PATCH values: it becomes {"value": id};
-//     an empty id or a null value removes the manager;
+//     an empty id or a null value removes the manager, and so does a
+//     "remove" that names the manager in a value (Entra ID);
 //   - PATCH "op" in any letter case ("Replace", "Add", "Remove");
 //   - PATCH add/replace with a null value (a removal) and path-less values
 //     holding null: they become remove operations;
@@ -33,8 +35,11 @@ import (
 //     identifies a User or Group sent to /Users or /Groups).
 //
 // Malformed JSON (including trailing garbage, which the library would
-// ignore) is rejected here with 400 invalidSyntax, and a scalar where a
-// multi-valued attribute belongs with 400 invalidValue.
+// ignore) and PATCH operations whose "op" or "path" are not strings are
+// rejected here with 400 invalidSyntax, a scalar where a multi-valued
+// attribute belongs with 400 invalidValue. List filters are rewritten by
+// normalizeFilter. A resource body that needs no rewrite reaches the
+// library as it came.
 
 const (
 	legacyCoreSchema       = "urn:scim:schemas:core:2.0"
@@ -71,22 +76,25 @@ func (s *server) normalizeResource(body []byte, v *resSchema) ([]byte, *scimerro
 	if err != nil {
 		return nil, invalidSyntax("the request body is not a JSON object: " + err.Error())
 	}
-	s.ensureSchema(m, v.core.ID)
+	changed := s.ensureSchema(m, v.core.ID)
 	for _, k := range sortedKeys(m) {
 		if ext, ok := v.extension(k); ok && k != ext.ID {
 			mergeInto(m, ext.ID, m[k]) // wrong case
 			delete(m, k)
+			changed = true
 			continue
 		}
 		if strings.EqualFold(k, legacyEnterpriseSchema) && len(v.exts) > 0 {
 			mergeInto(m, EnterpriseSchema, m[k])
 			delete(m, k)
+			changed = true
 			continue
 		}
 		for _, ext := range v.exts {
 			if len(k) > len(ext.ID)+1 && strings.EqualFold(k[:len(ext.ID)+1], ext.ID+":") {
 				mergeInto(m, ext.ID, map[string]any{k[len(ext.ID)+1:]: m[k]})
 				delete(m, k)
+				changed = true
 			}
 		}
 	}
@@ -104,16 +112,26 @@ func (s *server) normalizeResource(body []byte, v *resSchema) ([]byte, *scimerro
 			}
 		}
 	}
-	s.fixBooleans(m)
+	if s.fixBooleans(m) {
+		changed = true
+	}
 	if ent, ok := m[EnterpriseSchema].(map[string]any); ok {
 		for k, x := range ent {
-			if strings.EqualFold(k, "manager") {
-				ent[k] = managerValue(x)
-				if ent[k] == nil {
-					delete(ent, k)
-				}
+			if !strings.EqualFold(k, "manager") {
+				continue
+			}
+			switch y := managerValue(x); {
+			case y == nil:
+				delete(ent, k)
+				changed = true
+			case !isMap(x):
+				ent[k] = y
+				changed = true
 			}
 		}
+	}
+	if !changed {
+		return body, nil // the library reads it as it came
 	}
 	out, err := json.Marshal(m)
 	if err != nil {
@@ -122,9 +140,14 @@ func (s *server) normalizeResource(body []byte, v *resSchema) ([]byte, *scimerro
 	return out, nil
 }
 
+func isMap(x any) bool {
+	_, ok := x.(map[string]any)
+	return ok
+}
+
 // ensureSchema adds the core schema URN to "schemas" when it is missing
 // or the list has only a legacy core URN.
-func (s *server) ensureSchema(m map[string]any, core string) {
+func (s *server) ensureSchema(m map[string]any, core string) bool {
 	var key string
 	for k := range m {
 		if strings.EqualFold(k, "schemas") {
@@ -133,16 +156,16 @@ func (s *server) ensureSchema(m map[string]any, core string) {
 	}
 	if key == "" {
 		m["schemas"] = []any{core}
-		return
+		return true
 	}
 	list, ok := m[key].([]any)
 	if !ok {
-		return // the library rejects it
+		return false // the library rejects it
 	}
 	legacy := false
 	for _, x := range list {
 		if x == core {
-			return
+			return false
 		}
 		if str, ok := x.(string); ok && (strings.EqualFold(str, legacyCoreSchema) || strings.EqualFold(str, core)) {
 			legacy = true
@@ -151,6 +174,7 @@ func (s *server) ensureSchema(m map[string]any, core string) {
 	if legacy {
 		m[key] = append(list, core)
 	}
+	return legacy
 }
 
 // mergeInto merges an extension's attributes into m[key].
@@ -192,22 +216,39 @@ func managerValue(x any) any {
 // fixBooleans turns "True"/"False" into booleans for every boolean
 // attribute and sub-attribute in m, its extensions and multi-valued
 // values.
-func (s *server) fixBooleans(m map[string]any) {
+func (s *server) fixBooleans(m map[string]any) (changed bool) {
 	for k, x := range m {
 		switch v := x.(type) {
 		case string:
 			if s.boolNames[strings.ToLower(k)] {
 				if b, ok := asBool(v); ok {
 					m[k] = b
+					changed = true
 				}
 			}
 		case map[string]any:
-			s.fixBooleans(v)
+			changed = s.fixBooleans(v) || changed
 		case []any:
 			for _, el := range v {
 				if em, ok := el.(map[string]any); ok {
-					s.fixBooleans(em)
+					changed = s.fixBooleans(em) || changed
 				}
+			}
+		}
+	}
+	return changed
+}
+
+// fixNested fixes the booleans inside a PATCH value: an object, or the
+// objects of a list.
+func (s *server) fixNested(v any) {
+	switch x := v.(type) {
+	case map[string]any:
+		s.fixBooleans(x)
+	case []any:
+		for _, el := range x {
+			if m, ok := el.(map[string]any); ok {
+				s.fixBooleans(m)
 			}
 		}
 	}
@@ -236,7 +277,11 @@ func (s *server) normalizePatch(body []byte, v *resSchema) ([]byte, *scimerrors.
 			out = append(out, x)
 			continue
 		}
-		out = append(out, s.normalizeOp(op, v)...)
+		more, serr := s.normalizeOp(op, v)
+		if serr != nil {
+			return nil, serr
+		}
+		out = append(out, more...)
 	}
 	delete(m, opsKey)
 	m["Operations"] = out
@@ -248,7 +293,7 @@ func (s *server) normalizePatch(body []byte, v *resSchema) ([]byte, *scimerrors.
 }
 
 // normalizeOp rewrites one PATCH operation; it may become several.
-func (s *server) normalizeOp(in map[string]any, v *resSchema) []any {
+func (s *server) normalizeOp(in map[string]any, v *resSchema) ([]any, *scimerrors.ScimError) {
 	op := map[string]any{}
 	for k, x := range in {
 		switch lk := strings.ToLower(k); lk {
@@ -258,10 +303,13 @@ func (s *server) normalizeOp(in map[string]any, v *resSchema) []any {
 			op[k] = x
 		}
 	}
-	name, _ := op["op"].(string)
+	name, ok := op["op"].(string)
+	path, pathOK := op["path"].(string)
+	if _, has := op["path"]; !ok || (has && !pathOK) {
+		return nil, invalidSyntax(`a PATCH operation's "op" and "path" are strings`)
+	}
 	name = strings.ToLower(strings.TrimSpace(name))
 	op["op"] = name
-	path, _ := op["path"].(string)
 	path = strings.TrimSpace(path)
 	if path == "" {
 		delete(op, "path")
@@ -270,28 +318,36 @@ func (s *server) normalizeOp(in map[string]any, v *resSchema) []any {
 		op["path"] = path
 	}
 	value, hasValue := op["value"]
+	if name == "remove" && hasValue && path != "" && s.mayRewrite(path) {
+		// Entra ID sends the manager it removes as a value; a single-valued
+		// attribute is removed whatever the value says.
+		if p, err := filter.ParsePath([]byte(path)); err == nil && isManager(p.AttributePath) {
+			delete(op, "value")
+		}
+	}
 	if name != "add" && name != "replace" {
-		return []any{op}
+		return []any{op}, nil
 	}
 	if path != "" {
 		if s.mayRewrite(path) { // parsing is costly: only when a rewrite may apply
 			p, err := filter.ParsePath([]byte(path))
 			if err != nil {
-				return []any{op} // the library reports the bad path
+				return []any{op}, nil // the library reports the bad path
 			}
 			value = s.rewriteValue(p, value)
 		}
+		s.fixNested(value)
 		if hasValue && value == nil {
-			return []any{map[string]any{"op": "remove", "path": path}}
+			return []any{map[string]any{"op": "remove", "path": path}}, nil
 		}
 		if hasValue {
 			op["value"] = value
 		}
-		return []any{op}
+		return []any{op}, nil
 	}
 	vm, ok := value.(map[string]any)
 	if !ok {
-		return []any{op}
+		return []any{op}, nil
 	}
 	var removes []any
 	nv := map[string]any{}
@@ -336,11 +392,12 @@ func (s *server) normalizeOp(in map[string]any, v *resSchema) []any {
 		}
 		nv[k] = x
 	}
+	s.fixBooleans(nv)
 	if len(nv) == 0 && len(removes) > 0 {
-		return removes
+		return removes, nil
 	}
 	op["value"] = nv
-	return append([]any{op}, removes...)
+	return append([]any{op}, removes...), nil
 }
 
 // rewriteValue rewrites the value of an add or replace at path p: a

@@ -154,6 +154,9 @@ func applyWhole(c map[string]any, attr schema.CoreAttribute, op string, value an
 				}
 			}
 		}
+		if op != scim.PatchOperationRemove {
+			list = onePrimary(list, asList(value))
+		}
 		putOrDelete(c, name, list)
 	case attr.AttributeType() == "complex":
 		if op == scim.PatchOperationRemove {
@@ -332,6 +335,34 @@ func applyFiltered(c map[string]any, attr schema.CoreAttribute, sel filter.Expre
 	}
 	putOrDelete(c, name, list)
 	return nil
+}
+
+// onePrimary keeps at most one value marked primary (RFC 7643 2.4): when
+// one of the values just written is primary, the others are not.
+func onePrimary(list, written []any) []any {
+	var primary map[string]any
+	for _, x := range written {
+		if m, ok := x.(map[string]any); ok {
+			if p, _ := lookup(m, "primary"); p == true {
+				primary = m
+			}
+		}
+	}
+	if primary == nil {
+		return list
+	}
+	out := make([]any, len(list))
+	for i, x := range list {
+		if m, ok := x.(map[string]any); ok && !reflect.DeepEqual(m, primary) {
+			if p, _ := lookup(m, "primary"); p == true {
+				m = cloneMap(m)
+				put(m, "primary", false)
+				x = m
+			}
+		}
+		out[i] = x
+	}
+	return out
 }
 
 // indexOf finds x in a multi-valued attribute's list: complex values with

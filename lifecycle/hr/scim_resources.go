@@ -65,6 +65,13 @@ func meta(created, modified time.Time, version uint64) scim.Meta {
 	return scim.Meta{Created: &c, LastModified: &m, Version: etag(version)}
 }
 
+// metaDoc is meta as filters see it (meta.lastModified gt "…" compares
+// RFC 3339 UTC strings, which sort as the times do).
+func metaDoc(resourceType string, created, modified time.Time, version uint64) map[string]any {
+	return map[string]any{"resourceType": resourceType, "created": created.UTC().Format(time.RFC3339),
+		"lastModified": modified.UTC().Format(time.RFC3339), "version": etag(version)}
+}
+
 // checkIfMatch enforces an If-Match header (412 when it names another
 // version).
 func checkIfMatch(r *http.Request, version uint64) error {
@@ -314,7 +321,7 @@ func (h *userHandler) GetAll(r *http.Request, p scim.ListRequestParams) (scim.Pa
 			}
 			if expr != nil {
 				doc := h.s.mapping.toDoc(&w.HR)
-				doc["id"] = string(w.ID)
+				doc["id"], doc["meta"] = string(w.ID), metaDoc("User", w.CreatedAt, w.UpdatedAt, w.Version)
 				ok, ferr := matchFilter(expr, doc, h.s.users)
 				if ferr != nil {
 					return scim.Page{}, badFilter(ferr)
@@ -537,7 +544,7 @@ func (h *groupHandler) GetAll(r *http.Request, p scim.ListRequestParams) (scim.P
 	for _, g := range all {
 		if expr != nil {
 			doc := groupDoc(g)
-			doc["id"] = g.ID
+			doc["id"], doc["meta"] = g.ID, metaDoc("Group", g.CreatedAt, g.UpdatedAt, g.Version)
 			ok, err := matchFilter(expr, doc, h.s.groups)
 			if err != nil {
 				return scim.Page{}, badFilter(err)
