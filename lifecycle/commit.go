@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -9,11 +10,12 @@ import (
 
 // GroupCommit batches concurrent small writes to one data file into one
 // bbolt transaction: one fsync for many HR changes, action outcomes, or
-// writes of in-process apps that share the file (connectors.Env.Update). There is no timer: the first writer to
-// arrive commits everything queued behind it, and writers that arrive
-// while it commits form the next batch, so a lone write is never delayed
-// and a burst costs one commit per batch. (bbolt's own Batch waits on a
-// timer, which caps throughput at a few hundred commits per second.)
+// writes of in-process apps that share the file (connectors.Env.Update).
+// There is no timer: the first writer to arrive commits everything
+// queued behind it, and writers that arrive while it commits form the
+// next batch, led by one of them, so a lone write is never delayed and a
+// burst costs one commit per batch. (bbolt's own Batch waits on a timer,
+// which caps throughput at a few hundred commits per second.)
 type GroupCommit struct {
 	db      *bolt.DB
 	mu      sync.Mutex
@@ -25,6 +27,7 @@ type commitReq struct {
 	fn   func(tx *bolt.Tx) error
 	err  error
 	done chan struct{}
+	lead chan struct{} // closed when this request is to lead the next batch
 }
 
 // fatalError marks an error that must abort the whole transaction (a
@@ -48,39 +51,48 @@ func NewGroupCommit(db *bolt.DB) *GroupCommit { return &GroupCommit{db: db} }
 
 // Update runs fn inside a write transaction shared with other concurrent
 // callers and returns fn's error. fn must write nothing when it returns
-// an error: the others' writes in the same transaction are committed
-// regardless. A storage failure fails every request of the batch.
+// an error, and the others' writes in the same transaction are committed
+// regardless; an error wrapped by fatal (a storage failure half-way
+// through) instead rolls the transaction back, and then every request of
+// the batch is run again alone, so one bad request never fails the
+// others.
 func (g *GroupCommit) Update(fn func(tx *bolt.Tx) error) error {
-	db := g.db
-	r := &commitReq{fn: fn, done: make(chan struct{})}
+	r := &commitReq{fn: fn, done: make(chan struct{}), lead: make(chan struct{})}
 	g.mu.Lock()
 	g.pending = append(g.pending, r)
 	if g.running {
 		g.mu.Unlock()
-		<-r.done
-		return r.err
-	}
-	g.running = true
-	for {
-		batch := g.pending
-		g.pending = nil
-		g.mu.Unlock()
-		g.commit(db, batch)
-		g.mu.Lock()
-		if len(g.pending) == 0 {
-			g.running = false
-			g.mu.Unlock()
-			break
+		select {
+		case <-r.done:
+			return r.err
+		case <-r.lead:
 		}
+	} else {
+		g.running = true
+		g.mu.Unlock()
 	}
+	// This request leads: commit what is queued (itself included), then
+	// hand the lead to the next waiting request, if any, and return.
+	g.mu.Lock()
+	batch := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	g.commit(batch)
+	g.mu.Lock()
+	if len(g.pending) > 0 {
+		close(g.pending[0].lead)
+	} else {
+		g.running = false
+	}
+	g.mu.Unlock()
 	<-r.done
 	return r.err
 }
 
-func (g *GroupCommit) commit(db *bolt.DB, batch []*commitReq) {
-	err := db.Update(func(tx *bolt.Tx) error {
+func (g *GroupCommit) commit(batch []*commitReq) {
+	err := g.db.Update(func(tx *bolt.Tx) error {
 		for _, r := range batch {
-			r.err = r.fn(tx)
+			r.err = run(r.fn, tx)
 			var f *fatalError
 			if errors.As(r.err, &f) {
 				return f.err
@@ -88,10 +100,29 @@ func (g *GroupCommit) commit(db *bolt.DB, batch []*commitReq) {
 		}
 		return nil
 	})
+	if err != nil && len(batch) > 1 {
+		// Rolled back: run each request alone so only the culprit fails.
+		for _, r := range batch {
+			r.err = g.db.Update(func(tx *bolt.Tx) error { return run(r.fn, tx) })
+			close(r.done)
+		}
+		return
+	}
 	for _, r := range batch {
 		if err != nil {
 			r.err = err
 		}
 		close(r.done)
 	}
+}
+
+// run calls fn, turning a panic into a fatal error so the committer never
+// stays locked.
+func run(fn func(tx *bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fatal(fmt.Errorf("panic in write: %v", p))
+		}
+	}()
+	return fn(tx)
 }

@@ -25,10 +25,15 @@ type dispatcher struct {
 	scheduled map[chainKey]bool
 	known     map[uint64]bool // outbox seqs submitted and not finished
 	perWorker map[connectors.WorkerID]int
-	apps      map[string]*appQueue
+	// gen counts, per worker, the times it went from idle to busy: an
+	// idle callback names the generation that ended.
+	gen  map[connectors.WorkerID]uint64
+	idle *sync.Cond // broadcast when nothing is in flight
+	apps map[string]*appQueue
 	// onIdle is called (outside the lock) when a worker has nothing left
 	// in flight; onFail when one of its actions failed.
-	onIdle, onFail func(connectors.WorkerID)
+	onIdle func(connectors.WorkerID, uint64)
+	onFail func(connectors.WorkerID)
 }
 
 type chainKey struct {
@@ -71,8 +76,32 @@ func (b *batch) wait() (*Report, error) {
 }
 
 func newDispatcher(e *Engine) *dispatcher {
-	return &dispatcher{e: e, pending: map[chainKey][]queued{}, scheduled: map[chainKey]bool{},
-		known: map[uint64]bool{}, perWorker: map[connectors.WorkerID]int{}, apps: map[string]*appQueue{}}
+	d := &dispatcher{e: e, pending: map[chainKey][]queued{}, scheduled: map[chainKey]bool{},
+		known: map[uint64]bool{}, perWorker: map[connectors.WorkerID]int{}, gen: map[connectors.WorkerID]uint64{},
+		apps: map[string]*appQueue{}}
+	d.idle = sync.NewCond(&d.mu)
+	return d
+}
+
+// nextGen is the generation id's next submission belongs to. Callers
+// that submit must hold the engine's applyMu, so it cannot change in
+// between.
+func (d *dispatcher) nextGen(id connectors.WorkerID) uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.perWorker[id] == 0 {
+		return d.gen[id] + 1
+	}
+	return d.gen[id]
+}
+
+// waitIdle blocks until nothing is in flight.
+func (d *dispatcher) waitIdle() {
+	d.mu.Lock()
+	for len(d.known) > 0 {
+		d.idle.Wait()
+	}
+	d.mu.Unlock()
 }
 
 // submit queues items (in outbox order) under batch b. Items already
@@ -81,6 +110,10 @@ func newDispatcher(e *Engine) *dispatcher {
 func (d *dispatcher) submit(b *batch, items []OutboxItem) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.submitLocked(b, items)
+}
+
+func (d *dispatcher) submitLocked(b *batch, items []OutboxItem) {
 	for _, it := range items {
 		if d.known[it.Seq] {
 			continue
@@ -89,6 +122,9 @@ func (d *dispatcher) submit(b *batch, items []OutboxItem) {
 		b.left++
 		k := chainKey{it.Action.Person.Worker, it.Action.App}
 		d.pending[k] = append(d.pending[k], queued{it, b})
+		if d.perWorker[k.worker] == 0 {
+			d.gen[k.worker]++
+		}
 		d.perWorker[k.worker]++
 		if d.scheduled[k] {
 			continue
@@ -189,9 +225,13 @@ type itemResult struct {
 func (d *dispatcher) complete(q queued, r itemResult) {
 	d.mu.Lock()
 	delete(d.known, q.it.Seq)
+	if len(d.known) == 0 {
+		d.idle.Broadcast()
+	}
 	w := q.it.Action.Person.Worker
 	d.perWorker[w]--
 	idle := d.perWorker[w] == 0
+	gen := d.gen[w]
 	if idle {
 		delete(d.perWorker, w)
 	}
@@ -213,14 +253,14 @@ func (d *dispatcher) complete(q queued, r itemResult) {
 	b.mu.Unlock()
 	onIdle, onFail := d.onIdle, d.onFail
 	d.mu.Unlock()
-	if r.failure != nil && onFail != nil {
+	if (r.failure != nil || r.left) && onFail != nil {
 		onFail(w)
 	}
 	if last {
 		close(b.done)
 	}
 	if idle && onIdle != nil {
-		onIdle(w)
+		onIdle(w, gen)
 	}
 }
 
@@ -258,6 +298,10 @@ func (e *Engine) attempt(ctx context.Context, it OutboxItem, skip bool) attempte
 		}
 	}
 	if err == nil {
+		// The cache learns of it here, in chain order (the outcome is
+		// audited later, concurrently): a grant never lands before the
+		// account it belongs to.
+		e.cache.apply(it.Action)
 		return attempted{it: it, outcome: "ok", attempts: attempts, result: itemResult{done: true}}
 	}
 	e.log.Warn("action failed", "action", it.Action.String(), "attempts", attempts, "kind", connectors.KindOf(err).String(), "err", err)
@@ -292,16 +336,22 @@ func (e *Engine) concurrency(app string) int {
 // the end of ctx leaves the remaining items in the outbox and is
 // returned.
 func (e *Engine) drain(ctx context.Context) (*Report, error) {
+	b := newBatch(ctx)
+	// The outbox is read under the dispatcher's lock: an item that
+	// finishes meanwhile is either still known (skipped) or already gone
+	// from the outbox, never submitted twice.
+	e.disp.mu.Lock()
 	items, err := e.Outbox(ctx)
 	if err != nil {
+		e.disp.mu.Unlock()
 		return nil, fmt.Errorf("lifecycle: read outbox: %w", err)
 	}
-	b := newBatch(ctx)
-	e.disp.submit(b, items)
+	e.disp.submitLocked(b, items)
+	e.disp.mu.Unlock()
 	return b.wait()
 }
 
-func (d *dispatcher) setCallbacks(onIdle, onFail func(connectors.WorkerID)) {
+func (d *dispatcher) setCallbacks(onIdle func(connectors.WorkerID, uint64), onFail func(connectors.WorkerID)) {
 	d.mu.Lock()
 	d.onIdle, d.onFail = onIdle, onFail
 	d.mu.Unlock()

@@ -81,7 +81,7 @@ type Engine struct {
 	commits   *GroupCommit
 	disp      *dispatcher
 	cache     stateCache   // apps' last known state, for the server's per-worker plans
-	managed   atomic.Int64 // managed workers at the last full plan
+	managed   atomic.Int64 // stored workers not terminated
 	run       runState     // the server loop's state (Run, Notify)
 }
 
@@ -133,6 +133,18 @@ func New(o Options) (*Engine, error) {
 	e.commits = o.Commits
 	if e.commits == nil {
 		e.commits = NewGroupCommit(o.DB)
+	}
+	err := o.DB.View(func(tx *bolt.Tx) error {
+		ws, err := allWorkers(tx)
+		for _, w := range ws {
+			if w.Status != Terminated {
+				e.managed.Add(1)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lifecycle: count workers: %w", err)
 	}
 	return e, nil
 }
@@ -188,10 +200,15 @@ func (e *Engine) writeHR(ctx context.Context, actor string, id connectors.Worker
 	now := e.now().UTC()
 	var out *Worker
 	var tr string
+	var was Status
 	err := e.commits.Update(func(tx *bolt.Tx) error {
 		old, err := getWorker(tx, id)
 		if err != nil {
 			return fatal(err)
+		}
+		was = ""
+		if old != nil {
+			was = old.Status
 		}
 		if del {
 			if old == nil {
@@ -224,7 +241,19 @@ func (e *Engine) writeHR(ctx context.Context, actor string, id connectors.Worker
 	if err != nil {
 		return nil, "", fmt.Errorf("lifecycle: store worker %s: %w", id, err)
 	}
+	e.countManaged(was, out)
 	return out, tr, nil
+}
+
+// countManaged keeps the count of workers not terminated up to date after
+// a worker went from status was ("" for new) to w's.
+func (e *Engine) countManaged(was Status, w *Worker) {
+	switch {
+	case (was == "" || was == Terminated) && w.Status != Terminated:
+		e.managed.Add(1)
+	case was != "" && was != Terminated && w.Status == Terminated:
+		e.managed.Add(-1)
+	}
 }
 
 // storeWorker writes a changed worker, its indexes and its audit records.
@@ -272,7 +301,9 @@ func (e *Engine) Tick(ctx context.Context, actor string) (map[connectors.WorkerI
 	}
 	now := e.now().UTC()
 	out := map[connectors.WorkerID]string{}
+	var changedStatus [][2]*Worker
 	err := e.db.Update(func(tx *bolt.Tx) error {
+		changedStatus = changedStatus[:0]
 		ws, err := allWorkers(tx)
 		if err != nil {
 			return err
@@ -286,6 +317,7 @@ func (e *Engine) Tick(ctx context.Context, actor string) (map[connectors.WorkerI
 			if err := putWorker(tx, nw); err != nil {
 				return err
 			}
+			changedStatus = append(changedStatus, [2]*Worker{w, nw})
 			if tr != "" {
 				out[w.ID] = tr
 				if err := e.auditTransition(tx, actor, nw, tr); err != nil {
@@ -297,6 +329,9 @@ func (e *Engine) Tick(ctx context.Context, actor string) (map[connectors.WorkerI
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle: tick: %w", err)
+	}
+	for _, c := range changedStatus {
+		e.countManaged(c[0].Status, c[1])
 	}
 	return out, nil
 }

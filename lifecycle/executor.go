@@ -38,9 +38,7 @@ func (e *Engine) finish(it OutboxItem, outcome string, cause error, attempts int
 		}
 		return nil
 	})
-	if err == nil && outcome == "ok" {
-		e.cache.apply(a)
-	}
+
 	if err != nil {
 		return fmt.Errorf("lifecycle: record outcome of %s: %w", a, err)
 	}

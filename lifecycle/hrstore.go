@@ -220,6 +220,9 @@ func (e *Engine) UpsertGroup(ctx context.Context, actor string, g HRGroup) (*HRG
 	if g.ID == "" || strings.TrimSpace(g.DisplayName) == "" {
 		return nil, fmt.Errorf("%w: a group needs an id and a displayName", ErrInvalidRecord)
 	}
+	if len(g.ID) > MaxKeyLength || len(g.DisplayName) > MaxKeyLength || len(g.ExternalID) > MaxKeyLength {
+		return nil, fmt.Errorf("%w: group id, displayName and externalId are at most %d bytes", ErrInvalidRecord, MaxKeyLength)
+	}
 	return e.writeGroup(actor, g.ID, &g)
 }
 
@@ -259,7 +262,7 @@ func (e *Engine) writeGroup(actor, id string, g *HRGroup) (*HRGroup, error) {
 				if err != nil {
 					return fatal(err)
 				}
-				if w == nil {
+				if w == nil || w.Deleted {
 					return fmt.Errorf("%w: group %s: member %s is not a known worker", ErrInvalidRecord, id, m)
 				}
 				affected[m] = true

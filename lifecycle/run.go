@@ -114,9 +114,7 @@ func (e *Engine) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Policy == nil {
-		e.managed.Store(int64(p.Managed))
-	}
+
 	if se != nil {
 		p.Unreadable = map[string]string{}
 		for app, aerr := range se.Apps {

@@ -38,25 +38,59 @@ type runState struct {
 	// change came: planned again once they are idle.
 	waiting map[connectors.WorkerID]change
 	// inflight are workers whose planned actions are running, with the
-	// change that caused them; failed marks those with a failed action.
+	// change that caused them; failed marks those with an action that
+	// failed or was left in the outbox.
 	inflight map[connectors.WorkerID]change
 	failed   map[connectors.WorkerID]bool
-	batches  sync.WaitGroup
-	opts     RunOptions
+	// recent are the destructive actions per-worker plans carried out in
+	// the last safetyWindow: the safety gate counts them together.
+	recent  []destructive
+	batches sync.WaitGroup
+	opts    RunOptions
+}
+
+// safetyWindow is how far back the server's safety gate looks: a flood of
+// leavers arriving one by one is gated like one big plan.
+const safetyWindow = time.Hour
+
+type destructive struct {
+	at     time.Time
+	worker connectors.WorkerID
+	kind   connectors.ActionKind
 }
 
 type change struct {
 	kind  string
 	since time.Time
+	gen   uint64 // the dispatcher generation carrying it out
 }
 
-// Ready reports whether the server loop has read every app at least once.
+// rank orders transitions for Notify: when several changes of one worker
+// are pending, the strongest names them.
+func rank(kind string) int {
+	switch kind {
+	case Leaver:
+		return 4
+	case Rehire:
+		return 3
+	case Joiner:
+		return 2
+	case Mover:
+		return 1
+	}
+	return 0
+}
+
+// Ready reports whether the server loop has finished its start: the
+// store is open, the policy loaded, the outbox left by the last run
+// resumed and a first plan made (even if some app could not be read).
 func (e *Engine) Ready() bool { return e.run.ready.Load() }
 
 // Notify tells the server loop that id's HR record changed (transition
 // "" for a change that is no transition). It never blocks; the worker is
 // planned and carried out shortly, alone, against the apps' last known
-// state.
+// state. Several changes before that count as one, named by the
+// strongest (a leaver over a mover), timed from the first.
 func (e *Engine) Notify(id connectors.WorkerID, transition string) {
 	if transition == "" {
 		transition = "update"
@@ -66,9 +100,13 @@ func (e *Engine) Notify(id connectors.WorkerID, transition string) {
 	if r.queued == nil {
 		r.queued = map[connectors.WorkerID]change{}
 	}
-	if _, ok := r.queued[id]; !ok {
-		r.queued[id] = change{kind: transition, since: e.now()}
+	c, ok := r.queued[id]
+	if !ok {
+		c = change{kind: transition, since: e.now()}
+	} else if rank(transition) > rank(c.kind) {
+		c.kind = transition
 	}
+	r.queued[id] = c
 	wake := r.wake
 	r.mu.Unlock()
 	if wake != nil {
@@ -139,39 +177,88 @@ func (e *Engine) Run(ctx context.Context, o RunOptions) error {
 	}
 }
 
-// fullReconcile reads every app and applies a plan for everybody.
+// fullReconcile finishes what the outbox holds, waits for running
+// actions (so the apps' state it reads includes them), reads every app,
+// plans everybody and starts the plan without waiting for it, so HR
+// changes keep flowing while it runs. A plan over the thresholds is saved
+// for approval.
 func (e *Engine) fullReconcile(ctx context.Context) {
 	start := e.now()
-	p, _, err := e.Prepare(ctx, "reconcile")
+	e.applyMu.Lock()
+	resumed, err := e.drain(ctx)
 	if err != nil {
-		e.log.Error("full reconcile: plan", "err", err)
+		e.applyMu.Unlock()
+		e.log.Error("full reconcile: finish the outbox", "err", err)
 		return
 	}
-	if len(p.Unreadable) == 0 {
-		e.run.ready.Store(true)
+	e.disp.waitIdle()
+	p, _, err := e.prepareLocked(ctx, "reconcile")
+	e.run.ready.Store(true)
+	if err != nil {
+		e.applyMu.Unlock()
+		e.log.Error("full reconcile: plan", "err", err)
+		return
 	}
 	for app, msg := range p.Unreadable {
 		e.log.Error("full reconcile: app not read; nothing planned there", "app", app, "err", msg)
 	}
-	rep, err := e.ApplyPlan(ctx, p, ApplyOptions{Actor: "reconcile"})
-	if err != nil {
-		e.log.Error("full reconcile: apply", "plan", p.ID, "err", err)
+	if p.Empty() {
+		err := e.settle(p, &Report{}, nil, nil)
+		e.applyMu.Unlock()
+		if err != nil {
+			e.log.Error("full reconcile: settle", "err", err)
+		}
+		e.log.Info("full reconcile done", "resumed", resumed.Done+len(resumed.Failed)+resumed.Skipped, "changes", 0,
+			"deferred", len(p.Deferred), "orphans", len(p.Orphans), "took", e.now().Sub(start))
 		return
 	}
-	e.log.Info("full reconcile done", "plan", p.ID, "done", rep.Done, "failed", len(rep.Failed),
-		"deferred", len(p.Deferred), "orphans", len(p.Orphans), "took", e.now().Sub(start))
+	p.ID = newPlanID(e.now())
+	if exceeded := CheckSafety(p, e.safety); len(exceeded) > 0 {
+		err := e.savePending(p, "reconcile", exceeded)
+		e.applyMu.Unlock()
+		e.log.Warn("full reconcile: plan exceeds the safety thresholds; saved for approval", "plan", p.ID, "exceeded", exceeded, "err", err)
+		return
+	}
+	items, err := e.enqueue(p, "reconcile")
+	if err != nil {
+		e.applyMu.Unlock()
+		e.log.Error("full reconcile: enqueue", "err", err)
+		return
+	}
+	b := newBatch(ctx)
+	e.disp.submit(b, items)
+	e.applyMu.Unlock()
+	r := &e.run
+	r.batches.Add(1)
+	go func() {
+		defer r.batches.Done()
+		rep, err := b.wait()
+		if err != nil {
+			e.log.Warn("full reconcile: stopped", "plan", p.ID, "err", err)
+			return
+		}
+		if err := e.settle(p, rep, nil, nil); err != nil {
+			e.log.Error("full reconcile: settle", "err", err)
+		}
+		e.log.Info("full reconcile done", "plan", p.ID, "resumed", resumed.Done+len(resumed.Failed)+resumed.Skipped,
+			"done", rep.Done, "failed", len(rep.Failed), "deferred", len(p.Deferred), "orphans", len(p.Orphans), "took", e.now().Sub(start))
+	}()
 }
 
 // workerIdle is the dispatcher's callback when a worker has nothing left
-// running: its change is done (reported to OnDone unless an action
-// failed), and a change that waited for it is planned now.
-func (e *Engine) workerIdle(id connectors.WorkerID) {
+// running (generation gen ended): its change is done (reported to OnDone
+// unless an action failed or was left in the outbox), and a change that
+// waited for it is planned now.
+func (e *Engine) workerIdle(id connectors.WorkerID, gen uint64) {
 	r := &e.run
 	r.mu.Lock()
 	fin, running := r.inflight[id]
+	running = running && fin.gen == gen // else: a later generation's change
 	failed := r.failed[id]
-	delete(r.inflight, id)
-	delete(r.failed, id)
+	if running {
+		delete(r.inflight, id)
+		delete(r.failed, id)
+	}
 	c, ok := r.waiting[id]
 	if ok {
 		delete(r.waiting, id)
@@ -193,7 +280,7 @@ func (e *Engine) workerIdle(id connectors.WorkerID) {
 }
 
 // workerFailed is the dispatcher's callback when one of id's actions
-// failed.
+// failed or was left in the outbox.
 func (e *Engine) workerFailed(id connectors.WorkerID) {
 	r := &e.run
 	r.mu.Lock()
@@ -201,6 +288,40 @@ func (e *Engine) workerFailed(id connectors.WorkerID) {
 		r.failed[id] = true
 	}
 	r.mu.Unlock()
+}
+
+// gateRecent checks p together with the destructive actions per-worker
+// plans carried out in the last safetyWindow.
+func (e *Engine) gateRecent(p *Plan) []string {
+	r := &e.run
+	now := e.now()
+	r.mu.Lock()
+	keep := r.recent[:0]
+	for _, d := range r.recent {
+		if now.Sub(d.at) < safetyWindow {
+			keep = append(keep, d)
+		}
+	}
+	r.recent = keep
+	all := &Plan{Managed: p.Managed, Steps: append([]Step(nil), p.Steps...)}
+	for _, d := range r.recent {
+		all.Steps = append(all.Steps, Step{Action: connectors.Action{Kind: d.kind, Person: connectors.Person{Worker: d.worker}}})
+	}
+	r.mu.Unlock()
+	return CheckSafety(all, e.safety)
+}
+
+func (e *Engine) noteDestructive(p *Plan) {
+	r := &e.run
+	now := e.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, st := range p.Steps {
+		switch st.Action.Kind {
+		case connectors.SuspendAccount, connectors.Revoke, connectors.DeleteAccount:
+			r.recent = append(r.recent, destructive{at: now, worker: st.Action.Person.Worker, kind: st.Action.Kind})
+		}
+	}
 }
 
 // reconcileQueued plans the notified workers against the apps' last known
@@ -214,9 +335,15 @@ func (e *Engine) reconcileQueued(ctx context.Context) {
 	for id, c := range queued {
 		if e.disp.busy(id) {
 			// Its running actions would be planned again: wait for them.
-			if old, ok := r.waiting[id]; !ok || c.since.Before(old.since) {
-				r.waiting[id] = c
+			if old, ok := r.waiting[id]; ok {
+				if old.since.Before(c.since) {
+					c.since = old.since
+				}
+				if rank(old.kind) > rank(c.kind) {
+					c.kind = old.kind
+				}
 			}
+			r.waiting[id] = c
 			continue
 		}
 		ids = append(ids, id)
@@ -247,10 +374,12 @@ func (e *Engine) reconcileQueued(ctx context.Context) {
 		return
 	}
 	p.ID = newPlanID(e.now())
-	if exceeded := CheckSafety(p, e.safety); len(exceeded) > 0 {
-		err := e.savePending(p, "reconcile", exceeded)
+	if exceeded := e.gateRecent(p); len(exceeded) > 0 {
+		// Held: the next full reconcile plans these workers again, with
+		// everybody, and saves that plan for approval.
 		e.applyMu.Unlock()
-		e.log.Warn("plan exceeds the safety thresholds; waiting for approval", "plan", p.ID, "exceeded", exceeded, "err", err)
+		e.log.Warn("changes exceed the safety thresholds; held for the next full reconcile's plan, which will wait for approval",
+			"workers", len(ids), "exceeded", exceeded)
 		return
 	}
 	items, err := e.enqueue(p, "reconcile")
@@ -259,12 +388,14 @@ func (e *Engine) reconcileQueued(ctx context.Context) {
 		e.log.Error("reconcile workers: enqueue", "err", err)
 		return
 	}
+	e.noteDestructive(p)
 	// Each worker's change is done when its last action is (workerIdle);
 	// those with nothing to do are done now.
 	r.mu.Lock()
 	for _, st := range p.Steps {
 		w := st.Action.Person.Worker
 		if c, ok := queued[w]; ok {
+			c.gen = e.disp.nextGen(w)
 			r.inflight[w] = c
 		}
 	}
@@ -313,6 +444,25 @@ func (e *Engine) doneWithout(p *Plan, ids []connectors.WorkerID, changes map[con
 // without any API call. Managers are read for manager chains.
 func (e *Engine) planFor(ctx context.Context, ids []connectors.WorkerID) (*Plan, error) {
 	pol := e.Policy()
+	// An app the last full reconcile could not read is read now: a leaver
+	// must lose access there too as soon as it answers.
+	missing := map[string]string{}
+	for _, name := range e.appNames {
+		if _, ok := e.cache.known(name); ok {
+			continue
+		}
+		var st *connectors.State
+		err := e.retry(ctx, func() error {
+			var err error
+			st, err = e.apps[name].Snapshot(ctx)
+			return err
+		})
+		if err != nil {
+			missing[name] = err.Error()
+			continue
+		}
+		e.cache.refresh(map[string]*connectors.State{name: st})
+	}
 	now := e.now().UTC()
 	var p *Plan
 	err := e.db.View(func(tx *bolt.Tx) error {
@@ -375,13 +525,11 @@ func (e *Engine) planFor(ctx context.Context, ids []connectors.WorkerID) (*Plan,
 	if m := int(e.managed.Load()); m > p.Managed {
 		p.Managed = m // thresholds are shares of the whole company
 	}
-	for _, name := range e.appNames {
-		if _, ok := e.cache.known(name); !ok {
-			if p.Unreadable == nil {
-				p.Unreadable = map[string]string{}
-			}
-			p.Unreadable[name] = "not read yet"
+	for name, msg := range missing {
+		if p.Unreadable == nil {
+			p.Unreadable = map[string]string{}
 		}
+		p.Unreadable[name] = msg
 	}
 	return p, nil
 }

@@ -68,6 +68,9 @@ const (
 	Drift            = "drift"
 )
 
+// MaxKeyLength is the longest id, userName, email or externalId accepted.
+const MaxKeyLength = 1024
+
 // HRRecord is one worker as HR describes them: what SCIM and CSV import
 // turn their input into.
 type HRRecord struct {
@@ -114,6 +117,15 @@ func (r *HRRecord) Validate() error {
 	}{{"startDate", r.StartDate}, {"endDate", r.EndDate}} {
 		if _, err := ParseDate(string(d.v)); err != nil {
 			return fmt.Errorf("%w: worker %s: %s: %w", ErrInvalidRecord, r.ID, d.name, err)
+		}
+	}
+	// Keys of the store and its indexes: keep them well under bbolt's
+	// key size limit, so a bad record is refused, not a storage error.
+	for _, f := range []struct{ name, v string }{
+		{"id", string(r.ID)}, {"userName", r.UserName}, {"email", r.Email}, {"externalId", r.ExternalID},
+	} {
+		if len(f.v) > MaxKeyLength {
+			return fmt.Errorf("%w: worker %.64s: %s is %d bytes long, at most %d are allowed", ErrInvalidRecord, r.ID, f.name, len(f.v), MaxKeyLength)
 		}
 	}
 	switch r.WorkerType {
