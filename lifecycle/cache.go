@@ -21,8 +21,7 @@ type stateCache struct {
 
 type cachedApp struct {
 	accounts []connectors.AccountState
-	byWorker map[connectors.WorkerID]int
-	byEmail  map[string]int
+	ix       *appIndex // the planner's account index, by worker and e-mail
 }
 
 func (c *stateCache) enable() {
@@ -57,34 +56,10 @@ func copyAccount(a connectors.AccountState) connectors.AccountState {
 }
 
 func (ca *cachedApp) reindex() {
-	ca.byWorker = make(map[connectors.WorkerID]int, len(ca.accounts))
-	ca.byEmail = make(map[string]int, len(ca.accounts))
-	for i, a := range ca.accounts {
-		if a.Worker != "" {
-			if _, dup := ca.byWorker[a.Worker]; !dup {
-				ca.byWorker[a.Worker] = i
-			}
-		}
-		if a.Email != "" {
-			k := strings.ToLower(a.Email)
-			if _, dup := ca.byEmail[k]; !dup {
-				ca.byEmail[k] = i
-			}
-		}
-	}
+	ca.ix = indexState(&connectors.State{Accounts: ca.accounts})
 }
 
-func (ca *cachedApp) find(p *connectors.Person) int {
-	if i, ok := ca.byWorker[p.Worker]; ok {
-		return i
-	}
-	if p.Email != "" {
-		if i, ok := ca.byEmail[strings.ToLower(p.Email)]; ok {
-			return i
-		}
-	}
-	return -1
-}
+func (ca *cachedApp) find(p *connectors.Person) int { return ca.ix.find(p) }
 
 // apply records the effect of a successful action.
 func (c *stateCache) apply(a connectors.Action) {

@@ -124,24 +124,29 @@ func (e *Engine) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	return p, nil
 }
 
+// input is the planner's input for the apps with a state in actual.
+func (e *Engine) input(now time.Time, actual map[string]*connectors.State) Input {
+	in := Input{Now: now, Actual: actual, Retention: e.retention, Transfers: map[string]bool{}}
+	for _, name := range e.appNames {
+		if actual[name] != nil {
+			in.Apps = append(in.Apps, name)
+		}
+	}
+	for name, c := range e.apps {
+		if _, ok := c.(connectors.DataTransferer); ok {
+			in.Transfers[name] = true
+		}
+	}
+	return in
+}
+
 func (e *Engine) planWith(ctx context.Context, o PlanOptions, actual map[string]*connectors.State) (*Plan, error) {
 	pol := o.Policy
 	if pol == nil {
 		pol = e.Policy()
 	}
 	now := e.now().UTC()
-	var apps []string
-	for _, name := range e.appNames {
-		if actual[name] != nil {
-			apps = append(apps, name)
-		}
-	}
-	in := Input{Now: now, Apps: apps, Actual: actual, Retention: e.retention, Transfers: map[string]bool{}}
-	for name, c := range e.apps {
-		if _, ok := c.(connectors.DataTransferer); ok {
-			in.Transfers[name] = true
-		}
-	}
+	in := e.input(now, actual)
 	// Workers are planned one at a time, in id order (bbolt key order),
 	// so only one worker's desired grants and ledger are in memory at once.
 	pl := newPlanner(in)

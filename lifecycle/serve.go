@@ -495,20 +495,7 @@ func (e *Engine) planFor(ctx context.Context, ids []connectors.WorkerID) (*Plan,
 		for i, w := range ws {
 			people[i] = Person(w, byID)
 		}
-		actual := e.cache.statesFor(people)
-		var apps []string
-		for _, name := range e.appNames {
-			if actual[name] != nil {
-				apps = append(apps, name)
-			}
-		}
-		in := Input{Now: now, Apps: apps, Actual: actual, Retention: e.retention, Transfers: map[string]bool{}}
-		for name, c := range e.apps {
-			if _, ok := c.(connectors.DataTransferer); ok {
-				in.Transfers[name] = true
-			}
-		}
-		pl := newPlanner(in)
+		pl := newPlanner(e.input(now, e.cache.statesFor(people)))
 		if err := e.planWorkers(ctx, tx, pol, ws, byID, now, pl.add); err != nil {
 			return err
 		}
