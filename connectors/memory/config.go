@@ -14,8 +14,11 @@ type Config struct {
 	// Kinds are the entitlement kinds the app offers. A kind named
 	// "account" declares the account-level roles.
 	Kinds []connectors.KindSpec `json:"kinds" yaml:"kinds"`
-	// Latency is slept at the start of every Apply and Snapshot; the sleep
-	// ends early with the context.
+	// Latency is how long every call takes: Snapshot sleeps it first; an
+	// Apply makes its change and then waits what is left of it, as a
+	// remote API's call would include its own work. The wait ends early
+	// with the context (after a change, the caller then sees an error, as
+	// with any lost answer, and retries safely).
 	Latency Duration `json:"latency,omitempty" yaml:"latency,omitempty"`
 	// FailureRate is the probability that a call fails with a Transient
 	// error before changing anything.

@@ -210,13 +210,25 @@ func (a *App) Apply(ctx context.Context, act connectors.Action) error {
 	if err := a.check(act, op); err != nil {
 		return err
 	}
-	if err := a.wait(ctx, op); err != nil {
-		return err
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
 	}
+	// The call takes Latency in all, its own write included, as a remote
+	// API's call would: the write happens first, the rest of the latency
+	// is waited after.
+	start := time.Now()
 	if a.rng.chance(a.cfg.FailureRate) {
+		if err := a.waitRest(ctx, op, start); err != nil {
+			return err
+		}
 		return connectors.Errorf(connectors.Transient, op, "injected failure before the change (failure_rate %v)", a.cfg.FailureRate)
 	}
 	err := a.update(func(tx *bolt.Tx) error { return a.applyTx(tx, act, op) })
+	if werr := a.waitRest(ctx, op, start); werr != nil && err == nil {
+		// Done, but the answer is lost to the caller's end: like a
+		// timeout after the change, retried safely.
+		return werr
+	}
 	if err != nil {
 		var ce *connectors.Error
 		if errors.As(err, &ce) {
@@ -607,8 +619,17 @@ func (a *App) bucket(tx *bolt.Tx) *bolt.Bucket {
 }
 
 // wait sleeps for the configured latency, or until ctx ends.
+// waitRest waits what is left of the latency of a call started at start.
+func (a *App) waitRest(ctx context.Context, op string, start time.Time) error {
+	return a.sleep(ctx, op, time.Duration(a.cfg.Latency)-time.Since(start))
+}
+
 func (a *App) wait(ctx context.Context, op string) error {
-	if d := time.Duration(a.cfg.Latency); d > 0 {
+	return a.sleep(ctx, op, time.Duration(a.cfg.Latency))
+}
+
+func (a *App) sleep(ctx context.Context, op string, d time.Duration) error {
+	if d > 0 {
 		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
