@@ -214,6 +214,17 @@ func page(n int, p scim.ListRequestParams) (start, end int) {
 	return start, end
 }
 
+// pageOf is the page p asks for of all, which match the request's filter,
+// in their stable order.
+func pageOf[T any](all []T, p scim.ListRequestParams, conv func(T) scim.Resource) scim.Page {
+	start, end := page(len(all), p)
+	out := scim.Page{TotalResults: len(all), Resources: make([]scim.Resource, 0, end-start)}
+	for _, x := range all[start:end] {
+		out.Resources = append(out.Resources, conv(x))
+	}
+	return out
+}
+
 func filterOf(p scim.ListRequestParams) filter.Expression {
 	if p.FilterValidator == nil {
 		return nil
@@ -336,12 +347,7 @@ func (h *userHandler) GetAll(r *http.Request, p scim.ListRequestParams) (scim.Pa
 	if err != nil {
 		return scim.Page{}, err
 	}
-	start, end := page(len(ws), p)
-	out := scim.Page{TotalResults: len(ws), Resources: make([]scim.Resource, 0, end-start)}
-	for _, w := range ws[start:end] {
-		out.Resources = append(out.Resources, h.resource(r, w))
-	}
-	return out, nil
+	return pageOf(ws, p, func(w *lifecycle.Worker) scim.Resource { return h.resource(r, w) }), nil
 }
 
 func (h *userHandler) Replace(r *http.Request, id string, attrs scim.ResourceAttributes) (scim.Resource, error) {
@@ -555,12 +561,7 @@ func (h *groupHandler) GetAll(r *http.Request, p scim.ListRequestParams) (scim.P
 		}
 		gs = append(gs, g)
 	}
-	start, end := page(len(gs), p)
-	out := scim.Page{TotalResults: len(gs), Resources: make([]scim.Resource, 0, end-start)}
-	for _, g := range gs[start:end] {
-		out.Resources = append(out.Resources, h.resource(r, g))
-	}
-	return out, nil
+	return pageOf(gs, p, func(g *lifecycle.HRGroup) scim.Resource { return h.resource(r, g) }), nil
 }
 
 func (h *groupHandler) Replace(r *http.Request, id string, attrs scim.ResourceAttributes) (scim.Resource, error) {
