@@ -236,7 +236,13 @@ func (e *Engine) writeHR(ctx context.Context, actor string, id connectors.Worker
 			}
 		}
 		out, tr = transition(old, rec, del, now, e.loc)
-		return fatal(e.storeWorker(tx, actor, old, out, tr, changed))
+		if err := e.storeWorker(tx, actor, old, out, tr, changed); err != nil {
+			return fatal(err)
+		}
+		if del {
+			return fatal(e.leaveGroups(tx, actor, id, now))
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("lifecycle: store worker %s: %w", id, err)

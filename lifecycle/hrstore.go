@@ -348,3 +348,36 @@ func (e *Engine) refreshGroups(tx *bolt.Tx, actor string, ids map[connectors.Wor
 	}
 	return nil
 }
+
+// leaveGroups takes a worker deleted in HR out of every HR group, each
+// change audited, so no group lists someone who no longer exists.
+func (e *Engine) leaveGroups(tx *bolt.Tx, actor string, id connectors.WorkerID, now time.Time) error {
+	var changed []*HRGroup
+	err := tx.Bucket(bucketGroups).ForEach(func(k, v []byte) error {
+		var g HRGroup
+		if err := json.Unmarshal(v, &g); err != nil {
+			return fmt.Errorf("decode group %s: %w", k, err)
+		}
+		if i := slices.Index(g.Members, id); i >= 0 {
+			g.Members = slices.Delete(g.Members, i, i+1)
+			g.Version++
+			g.UpdatedAt = now
+			changed = append(changed, &g)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, g := range changed {
+		if err := putJSON(tx, bucketGroups, []byte(g.ID), g); err != nil {
+			return err
+		}
+		if _, err := audit.Append(tx, &audit.Record{Type: "hr.group", Actor: actor, Worker: string(id),
+			Message: "HR group " + g.ID + ": member deleted in HR removed",
+			Details: map[string]string{"displayName": g.DisplayName, "members": fmt.Sprint(len(g.Members)), "version": fmt.Sprint(g.Version)}}, e.now); err != nil {
+			return err
+		}
+	}
+	return nil
+}

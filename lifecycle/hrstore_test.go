@@ -136,6 +136,19 @@ roles:
 	if _, err := env.eng.Group(ctx, "g-2"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a refused group was stored: %v", err)
 	}
+	// A worker deleted in HR leaves the group.
+	if _, err := env.eng.UpsertGroup(ctx, "scim:hr", HRGroup{ID: "g-3", DisplayName: "Tmp", Members: []connectors.WorkerID{"w-1", "w-2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := env.eng.DeleteHR(ctx, "scim:hr", "w-2"); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := env.eng.Group(ctx, "g-3"); !slices.Equal(g.Members, []connectors.WorkerID{"w-1"}) || g.Version != 2 {
+		t.Errorf("after w-2 was deleted in HR, g-3 = %+v", g)
+	}
+	if err := env.eng.DeleteGroup(ctx, "scim:hr", "g-3"); err != nil {
+		t.Fatal(err)
+	}
 	if err := env.eng.DeleteGroup(ctx, "scim:hr", "g-1"); err != nil {
 		t.Fatal(err)
 	}
