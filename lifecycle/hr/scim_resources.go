@@ -351,26 +351,25 @@ func (h *userHandler) GetAll(r *http.Request, p scim.ListRequestParams) (scim.Pa
 }
 
 func (h *userHandler) Replace(r *http.Request, id string, attrs scim.ResourceAttributes) (scim.Resource, error) {
-	defer h.s.lock("User", id)()
-	old, err := h.live(r, id)
-	if err != nil {
-		return scim.Resource{}, err
-	}
-	if err := checkIfMatch(r, old.Version); err != nil {
-		return scim.Resource{}, err
-	}
-	doc := docFrom(attrs, h.s.users)
-	if _, ok := lookup(doc, "externalId"); !ok && old.HR.ExternalID != "" {
-		doc["externalId"] = old.HR.ExternalID // a PUT without externalId keeps it (Okta sends none)
-	}
-	rec, err := h.s.mapping.toRecord(doc, &old.HR)
-	if err != nil {
-		return scim.Resource{}, h.s.storeError(r, err)
-	}
-	return h.write(r, rec, old.Version)
+	return h.update(r, id, func(old *lifecycle.Worker) (map[string]any, error) {
+		doc := docFrom(attrs, h.s.users)
+		if _, ok := lookup(doc, "externalId"); !ok && old.HR.ExternalID != "" {
+			doc["externalId"] = old.HR.ExternalID // a PUT without externalId keeps it (Okta sends none)
+		}
+		return doc, nil
+	})
 }
 
 func (h *userHandler) Patch(r *http.Request, id string, ops []scim.PatchOperation) (scim.Resource, error) {
+	return h.update(r, id, func(old *lifecycle.Worker) (map[string]any, error) {
+		doc := h.s.mapping.toDoc(&old.HR)
+		return doc, applyPatch(doc, h.s.users, ops)
+	})
+}
+
+// update is PUT and PATCH: under the resource's lock, read the live user,
+// check If-Match, build the new representation from the old and store it.
+func (h *userHandler) update(r *http.Request, id string, build func(old *lifecycle.Worker) (map[string]any, error)) (scim.Resource, error) {
 	defer h.s.lock("User", id)()
 	old, err := h.live(r, id)
 	if err != nil {
@@ -379,8 +378,8 @@ func (h *userHandler) Patch(r *http.Request, id string, ops []scim.PatchOperatio
 	if err := checkIfMatch(r, old.Version); err != nil {
 		return scim.Resource{}, err
 	}
-	doc := h.s.mapping.toDoc(&old.HR)
-	if err := applyPatch(doc, h.s.users, ops); err != nil {
+	doc, err := build(old)
+	if err != nil {
 		return scim.Resource{}, err
 	}
 	rec, err := h.s.mapping.toRecord(doc, &old.HR)
@@ -565,26 +564,24 @@ func (h *groupHandler) GetAll(r *http.Request, p scim.ListRequestParams) (scim.P
 }
 
 func (h *groupHandler) Replace(r *http.Request, id string, attrs scim.ResourceAttributes) (scim.Resource, error) {
-	defer h.s.lock("Group", id)()
-	old, err := h.get(r, id)
-	if err != nil {
-		return scim.Resource{}, err
-	}
-	if err := checkIfMatch(r, old.Version); err != nil {
-		return scim.Resource{}, err
-	}
-	doc := docFrom(attrs, h.s.groups)
-	if _, ok := lookup(doc, "externalId"); !ok && old.ExternalID != "" {
-		doc["externalId"] = old.ExternalID
-	}
-	g, err := toGroup(doc, id)
-	if err != nil {
-		return scim.Resource{}, err
-	}
-	return h.write(r, old, g)
+	return h.update(r, id, func(old *lifecycle.HRGroup) (map[string]any, error) {
+		doc := docFrom(attrs, h.s.groups)
+		if _, ok := lookup(doc, "externalId"); !ok && old.ExternalID != "" {
+			doc["externalId"] = old.ExternalID
+		}
+		return doc, nil
+	})
 }
 
 func (h *groupHandler) Patch(r *http.Request, id string, ops []scim.PatchOperation) (scim.Resource, error) {
+	return h.update(r, id, func(old *lifecycle.HRGroup) (map[string]any, error) {
+		doc := groupDoc(old)
+		return doc, applyPatch(doc, h.s.groups, ops)
+	})
+}
+
+// update is PUT and PATCH for groups, as userHandler.update is for users.
+func (h *groupHandler) update(r *http.Request, id string, build func(old *lifecycle.HRGroup) (map[string]any, error)) (scim.Resource, error) {
 	defer h.s.lock("Group", id)()
 	old, err := h.get(r, id)
 	if err != nil {
@@ -593,8 +590,8 @@ func (h *groupHandler) Patch(r *http.Request, id string, ops []scim.PatchOperati
 	if err := checkIfMatch(r, old.Version); err != nil {
 		return scim.Resource{}, err
 	}
-	doc := groupDoc(old)
-	if err := applyPatch(doc, h.s.groups, ops); err != nil {
+	doc, err := build(old)
+	if err != nil {
 		return scim.Resource{}, err
 	}
 	g, err := toGroup(doc, id)
