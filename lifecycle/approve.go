@@ -2,7 +2,6 @@ package lifecycle
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -18,14 +17,9 @@ import (
 func (e *Engine) SavedPlans(ctx context.Context) ([]*SavedPlan, error) {
 	var out []*SavedPlan
 	err := e.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketPlans).ForEach(func(k, v []byte) error {
-			var sp SavedPlan
-			if err := json.Unmarshal(v, &sp); err != nil {
-				return fmt.Errorf("decode plan %s: %w", k, err)
-			}
-			out = append(out, &sp)
-			return nil
-		})
+		var err error
+		out, err = decodeAll[SavedPlan](tx, bucketPlans)
+		return err
 	})
 	return out, err
 }

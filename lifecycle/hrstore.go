@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
@@ -195,14 +194,9 @@ func (e *Engine) Group(ctx context.Context, id string) (*HRGroup, error) {
 func (e *Engine) Groups(ctx context.Context) ([]*HRGroup, error) {
 	var out []*HRGroup
 	err := e.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketGroups).ForEach(func(k, v []byte) error {
-			var g HRGroup
-			if err := json.Unmarshal(v, &g); err != nil {
-				return fmt.Errorf("decode group %s: %w", k, err)
-			}
-			out = append(out, &g)
-			return nil
-		})
+		var err error
+		out, err = decodeAll[HRGroup](tx, bucketGroups)
+		return err
 	})
 	return out, err
 }
@@ -306,21 +300,17 @@ func (e *Engine) refreshGroups(tx *bolt.Tx, actor string, ids map[connectors.Wor
 	if len(ids) == 0 {
 		return nil
 	}
+	groups, err := decodeAll[HRGroup](tx, bucketGroups)
+	if err != nil {
+		return err
+	}
 	names := map[connectors.WorkerID][]string{}
-	err := tx.Bucket(bucketGroups).ForEach(func(k, v []byte) error {
-		var g HRGroup
-		if err := json.Unmarshal(v, &g); err != nil {
-			return fmt.Errorf("decode group %s: %w", k, err)
-		}
+	for _, g := range groups {
 		for _, m := range g.Members {
 			if ids[m] {
 				names[m] = append(names[m], g.DisplayName)
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	sorted := make([]connectors.WorkerID, 0, len(ids))
 	for id := range ids {
@@ -329,8 +319,11 @@ func (e *Engine) refreshGroups(tx *bolt.Tx, actor string, ids map[connectors.Wor
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 	for _, id := range sorted {
 		old, err := getWorker(tx, id)
-		if err != nil || old == nil {
-			continue // a member deleted since: nothing to refresh
+		if err != nil {
+			return err
+		}
+		if old == nil {
+			continue // not a stored worker: nothing to refresh
 		}
 		gs := names[id]
 		slices.Sort(gs)
@@ -352,24 +345,18 @@ func (e *Engine) refreshGroups(tx *bolt.Tx, actor string, ids map[connectors.Wor
 // leaveGroups takes a worker deleted in HR out of every HR group, each
 // change audited, so no group lists someone who no longer exists.
 func (e *Engine) leaveGroups(tx *bolt.Tx, actor string, id connectors.WorkerID, now time.Time) error {
-	var changed []*HRGroup
-	err := tx.Bucket(bucketGroups).ForEach(func(k, v []byte) error {
-		var g HRGroup
-		if err := json.Unmarshal(v, &g); err != nil {
-			return fmt.Errorf("decode group %s: %w", k, err)
-		}
-		if i := slices.Index(g.Members, id); i >= 0 {
-			g.Members = slices.Delete(g.Members, i, i+1)
-			g.Version++
-			g.UpdatedAt = now
-			changed = append(changed, &g)
-		}
-		return nil
-	})
+	groups, err := decodeAll[HRGroup](tx, bucketGroups)
 	if err != nil {
 		return err
 	}
-	for _, g := range changed {
+	for _, g := range groups {
+		i := slices.Index(g.Members, id)
+		if i < 0 {
+			continue
+		}
+		g.Members = slices.Delete(g.Members, i, i+1)
+		g.Version++
+		g.UpdatedAt = now
 		if err := putJSON(tx, bucketGroups, []byte(g.ID), g); err != nil {
 			return err
 		}

@@ -74,14 +74,17 @@ func putWorker(tx *bolt.Tx, w *Worker) error {
 }
 
 // allWorkers returns every stored worker, sorted by id (bbolt key order).
-func allWorkers(tx *bolt.Tx) ([]*Worker, error) {
-	var out []*Worker
-	err := tx.Bucket(bucketWorkers).ForEach(func(k, v []byte) error {
-		var w Worker
-		if err := json.Unmarshal(v, &w); err != nil {
-			return fmt.Errorf("decode worker %s: %w", k, err)
+func allWorkers(tx *bolt.Tx) ([]*Worker, error) { return decodeAll[Worker](tx, bucketWorkers) }
+
+// decodeAll decodes every value of bucket, in key order.
+func decodeAll[T any](tx *bolt.Tx, bucket []byte) ([]*T, error) {
+	var out []*T
+	err := tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+		x := new(T)
+		if err := json.Unmarshal(v, x); err != nil {
+			return fmt.Errorf("decode %s/%x: %w", bucket, k, err)
 		}
-		out = append(out, &w)
+		out = append(out, x)
 		return nil
 	})
 	return out, err
@@ -182,15 +185,11 @@ type OutboxItem struct {
 }
 
 func outboxItems(tx *bolt.Tx) ([]OutboxItem, error) {
-	var out []OutboxItem
-	err := tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
-		var it OutboxItem
-		if err := json.Unmarshal(v, &it); err != nil {
-			return fmt.Errorf("decode outbox item %x: %w", k, err)
-		}
-		out = append(out, it)
-		return nil
-	})
+	ptrs, err := decodeAll[OutboxItem](tx, bucketOutbox)
+	out := make([]OutboxItem, len(ptrs))
+	for i, p := range ptrs {
+		out[i] = *p
+	}
 	return out, err
 }
 
@@ -216,17 +215,13 @@ const (
 
 // pendingPlans returns the saved plans waiting for approval.
 func pendingPlans(tx *bolt.Tx) ([]*SavedPlan, error) {
-	var out []*SavedPlan
-	err := tx.Bucket(bucketPlans).ForEach(func(k, v []byte) error {
-		var sp SavedPlan
-		if err := json.Unmarshal(v, &sp); err != nil {
-			return fmt.Errorf("decode plan %s: %w", k, err)
-		}
+	all, err := decodeAll[SavedPlan](tx, bucketPlans)
+	out := all[:0]
+	for _, sp := range all {
 		if sp.Status == PlanPending {
-			out = append(out, &sp)
+			out = append(out, sp)
 		}
-		return nil
-	})
+	}
 	return out, err
 }
 
