@@ -49,7 +49,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 func openDB(t testing.TB) *bolt.DB {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "roster.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(path, 0o600, DBOptions(time.Second))
 	if err != nil {
 		t.Fatalf("open db: %v", err)
 	}

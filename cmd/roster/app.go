@@ -66,7 +66,7 @@ func openDB(dir string) (*bolt.DB, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	path := filepath.Join(dir, "roster.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(path, 0o600, lifecycle.DBOptions(time.Second))
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("%s is locked by another process (a running `roster serve` or another roster command); stop it or wait, then retry", path)

@@ -41,7 +41,7 @@ roles:
 // when the test ends.
 func openTestDB(t testing.TB) *bolt.DB {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "roster.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "roster.db"), 0o600, lifecycle.DBOptions(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
