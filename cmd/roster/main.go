@@ -111,6 +111,7 @@ in-process apps, in seconds.`,
 		newPolicyCmd(g),
 		newAuditCmd(g),
 		newConfigCmd(g),
+		newConnectorsCmd(g),
 		newVersionCmd(),
 	)
 	return root
