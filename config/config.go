@@ -68,6 +68,10 @@ type Config struct {
 	// SCIM configures the SCIM 2.0 endpoint of `roster serve`; nil when
 	// the file has no scim block.
 	SCIM *SCIM
+	// Admin configures the admin API of `roster serve` (its Unix socket
+	// and network tokens); the zero value when the file has no admin
+	// block.
+	Admin Admin
 	// Path is the absolute path of the file, Dir its directory.
 	Path string
 	Dir  string
@@ -291,6 +295,9 @@ func (c *Config) Marshal() ([]byte, error) {
 	)
 	if c.SCIM != nil {
 		doc = append(doc, yaml.MapItem{Key: "scim", Value: c.SCIM.marshal()})
+	}
+	if a := c.Admin.marshal(); len(a) > 0 {
+		doc = append(doc, yaml.MapItem{Key: "admin", Value: a})
 	}
 	out, err := yaml.MarshalWithOptions(doc, yaml.Indent(2), yaml.IndentSequence(true))
 	if err != nil {

@@ -385,7 +385,13 @@ func projection(t *testing.T, c *Config) map[string]any {
 		scim = []any{tokens, c.SCIM.Mapping}
 		cp.SCIM = nil
 	}
-	return map[string]any{"config": cp, "location": c.Location.String(), "connectors": conns, "scim": scim}
+	var admin []string
+	for _, t := range c.Admin.Tokens {
+		admin = append(admin, t.Name+"="+t.Secret+"="+t.Role)
+	}
+	admin = append(admin, "socket="+c.Admin.Socket)
+	cp.Admin = Admin{}
+	return map[string]any{"config": cp, "location": c.Location.String(), "connectors": conns, "scim": scim, "admin": admin}
 }
 
 func TestMarshalRoundTrip(t *testing.T) {

@@ -146,7 +146,9 @@ func (d *decoder) decode(data []byte, abs string) *Config {
 		{key: "connectors", required: true, set: func(e entry) { d.connectors(c, e) }},
 		{key: "server", set: func(e entry) { d.server(c, e) }},
 		{key: "scim", set: func(e entry) { d.scim(c, e) }},
+		{key: "admin", set: func(e entry) { d.admin(c, e) }},
 	})
+	d.checkAdminSecrets(c)
 
 	if !filepath.IsAbs(c.DataDir) {
 		c.DataDir = filepath.Join(c.Dir, c.DataDir)

@@ -3,8 +3,10 @@
 // lifecycle and the executor behave, which mass changes need an approval,
 // which connector instances exist, and how `roster serve` listens (the
 // server block: address, TLS, timeouts, body limit, reconcile and tick
-// intervals) and whom its SCIM endpoint accepts (the scim block: named
-// bearer tokens and attribute mapping overrides).
+// intervals), whom its SCIM endpoint accepts (the scim block: named
+// bearer tokens and attribute mapping overrides) and how its admin API is
+// reached (the admin block: the Unix socket, and named bearer tokens with
+// a role, admin or auditor).
 //
 // Load (or Parse) reads the file strictly: an unknown key anywhere, a value
 // of the wrong type, a missing required key, an unsupported version, an
@@ -29,10 +31,10 @@
 // the connector through Settings.Decode (the connectors.Settings interface),
 // with the same strictness and with positions that point into roster.yaml.
 //
-// Secrets never appear in roster.yaml as values: a connector setting or a
-// SCIM token holds a reference, "env:NAME" or "file:PATH", resolved by
+// Secrets never appear in roster.yaml as values: a connector setting, a
+// SCIM token or an admin token holds a reference, "env:NAME" or "file:PATH", resolved by
 // ResolveSecret or Config.ResolveSecret (an inline SCIM token secret is a
-// load error). SCIMToken.Errorf and SCIM.MappingErrorf position problems
+// load error). SCIMToken.Errorf, AdminToken.Errorf and SCIM.MappingErrorf position problems
 // found later, when serve resolves the tokens and checks the mapping.
 // Errors name the variable or the file, never the value, and a source line
 // shown in an error has any inline value of a token-, secret- or

@@ -56,11 +56,24 @@ type ApproveResult struct {
 // dropped (counted in Stale), and changes that are new since the plan was
 // saved are left for the next apply, so an approval never does more than
 // the approver saw.
+//
+// Approve is safe while the server loop runs (Run): it waits for the
+// actions already running before it reads the apps, and the approved
+// steps then run alongside the loop's own work without holding up HR
+// changes. The actions run under ctx: when it ends, those not done stay
+// in the outbox for the next run.
 func (e *Engine) Approve(ctx context.Context, actor, id string) (*ApproveResult, error) {
-	// One lock for the whole approval: no other apply runs between reading
-	// the apps and carrying out the approved steps.
+	// One lock from reading the apps until the approved steps are in the
+	// outbox and dispatched: no other plan is made in between.
 	e.applyMu.Lock()
-	defer e.applyMu.Unlock()
+	locked := true
+	unlock := func() {
+		if locked {
+			locked = false
+			e.applyMu.Unlock()
+		}
+	}
+	defer unlock()
 	sp, err := e.SavedPlan(ctx, id)
 	if err != nil {
 		return nil, err
@@ -129,7 +142,15 @@ func (e *Engine) Approve(ctx context.Context, actor, id string) (*ApproveResult,
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle: approve %s: %w", id, err)
 	}
-	rep, err := e.applyLocked(ctx, p, ApplyOptions{Actor: actor, Approved: true}, unsettled)
+	var rep *Report
+	b, err := e.startLocked(ctx, p, ApplyOptions{Actor: actor, Approved: true}, unsettled)
+	unlock()
+	switch {
+	case b != nil:
+		rep, err = e.await(b, p, unsettled)
+	case p.Empty():
+		rep = &Report{}
+	}
 	if rep != nil {
 		rep.Resumed = resumed.Done + len(resumed.Failed) + resumed.Skipped
 		rep.Add(resumed)
@@ -149,6 +170,11 @@ type StatusReport struct {
 	PolicyHash   string         `json:"policyHash"`
 	Apps         []string       `json:"apps"`
 	LastApply    time.Time      `json:"lastApply,omitzero"`
+	// LastReconcile is when every app was last read and everybody
+	// planned (apply, approve, the server's full reconcile); Unreadable
+	// names the apps that could not be read then, with the reason.
+	LastReconcile time.Time         `json:"lastReconcile,omitzero"`
+	Unreadable    map[string]string `json:"unreadable,omitempty"`
 }
 
 // Status reports workers by status, the outbox depth, pending plans and
@@ -172,6 +198,7 @@ func (e *Engine) Status(ctx context.Context) (*StatusReport, error) {
 		if t, err := time.Parse(time.RFC3339Nano, getMeta(tx, "last_apply")); err == nil {
 			s.LastApply = t
 		}
+		s.LastReconcile, s.Unreadable = lastReconcile(tx)
 		pending, err := pendingPlans(tx)
 		for _, sp := range pending {
 			s.PendingPlans = append(s.PendingPlans, sp.Plan.ID)

@@ -19,6 +19,14 @@
 //     same transaction) and execute them with a per-connector worker pool,
 //     retrying transient errors with exponential backoff and jitter.
 //
+// While the server loop runs (Engine.Run, in `roster serve`), an admin
+// works on the same engine through its admin API: Plan only reads;
+// ApplyChecked (an apply that carries out the plan only if it is the one
+// the admin reviewed, else *PlanChangedError), Approve, Reject and
+// LoadPolicy wait for the actions already running before they read the
+// apps, hold the loop's planning off only while they plan and enqueue,
+// and let their actions run alongside the loop's.
+//
 // Errors: an audit write that fails stops the run before the change it
 // would have recorded; connector errors are classified with
 // connectors.KindOf and either retried or recorded as failed outcomes.

@@ -98,7 +98,18 @@ func (e *Engine) Snapshot(ctx context.Context) (map[string]*connectors.State, er
 // An app whose state cannot be read gets no actions; it is listed in
 // Plan.Unreadable with the reason, and the other apps are planned as
 // usual (a leaver must lose access in every app that answers).
+//
+// Plan is safe to call while the server loop runs (Run): it reads, and
+// leaves the loop's cache of the apps' state alone (a snapshot read while
+// actions run may miss their effect).
 func (e *Engine) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
+	return e.plan(ctx, o, false)
+}
+
+// plan is Plan; refresh replaces the server's cached app state with the
+// snapshot it reads, which is right only with applyMu held and nothing in
+// flight (prepareLocked).
+func (e *Engine) plan(ctx context.Context, o PlanOptions, refresh bool) (*Plan, error) {
 	actual, err := e.Snapshot(ctx)
 	var se *SnapshotError
 	if err != nil && !errors.As(err, &se) {
@@ -107,7 +118,7 @@ func (e *Engine) Plan(ctx context.Context, o PlanOptions) (*Plan, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if o.Policy == nil {
+	if refresh && o.Policy == nil {
 		e.cache.refresh(actual)
 	}
 	p, err := e.planWith(ctx, o, actual)
@@ -211,29 +222,40 @@ func (e *Engine) planWorkers(ctx context.Context, tx *bolt.Tx, pol *policy.Set, 
 // Prepare starts a run: it finishes what a previous run left in the
 // outbox, brings statuses up to date with the clock, audits a policy
 // set it has not seen before, and computes the plan.
+//
+// It waits for every action already running (those the server loop
+// started too), so the apps' state it reads includes them and no step of
+// the plan repeats one of them. It records when every app was last read,
+// and which could not be (StatusReport.LastReconcile, Unreadable).
 func (e *Engine) Prepare(ctx context.Context, actor string) (*Plan, *Report, error) {
 	e.applyMu.Lock()
 	defer e.applyMu.Unlock()
 	return e.prepareLocked(ctx, actor)
 }
 
+// prepareLocked is Prepare with applyMu held.
 func (e *Engine) prepareLocked(ctx context.Context, actor string) (*Plan, *Report, error) {
 	resumed, err := e.drain(ctx)
 	if err != nil {
 		return nil, resumed, err
 	}
+	e.disp.waitIdle()
 	if _, err := e.Tick(ctx, "scheduler"); err != nil {
 		return nil, resumed, err
 	}
-	if err := e.auditPolicy(actor); err != nil {
+	if err := e.auditPolicy(actor, e.Policy()); err != nil {
 		return nil, resumed, err
 	}
-	p, err := e.Plan(ctx, PlanOptions{})
-	return p, resumed, err
+	p, err := e.plan(ctx, PlanOptions{}, true)
+	if err != nil {
+		return p, resumed, err
+	}
+	return p, resumed, e.noteReconcile(p)
 }
 
-func (e *Engine) auditPolicy(actor string) error {
-	pol := e.Policy()
+// auditPolicy records pol as the policy in force (policy.load) unless it
+// is the one recorded last.
+func (e *Engine) auditPolicy(actor string, pol *policy.Set) error {
 	return e.db.Update(func(tx *bolt.Tx) error {
 		if getMeta(tx, "policy_hash") == pol.Hash() {
 			return nil
@@ -293,10 +315,26 @@ func (e *Engine) ApplyPlan(ctx context.Context, p *Plan, o ApplyOptions) (*Repor
 // applyLocked is ApplyPlan with applyMu held. Workers in unsettled keep
 // their open transition whatever happens (they have changes outside p).
 func (e *Engine) applyLocked(ctx context.Context, p *Plan, o ApplyOptions, unsettled map[connectors.WorkerID]bool) (*Report, error) {
+	b, err := e.startLocked(ctx, p, o, unsettled)
+	if b == nil {
+		if p.Empty() {
+			return &Report{}, err
+		}
+		return nil, err
+	}
+	return e.await(b, p, unsettled)
+}
+
+// startLocked gates p, writes it to the outbox and hands it to the
+// dispatcher, with applyMu held; the caller may release applyMu before it
+// waits for the returned batch with await. It returns no batch when there
+// is nothing to wait for: an empty plan (settled at once: the transitions
+// recorded so far are carried out, as a resumed outbox may have finished
+// them), a plan over the thresholds (saved as pending, an
+// *ApprovalRequiredError returned) or an error.
+func (e *Engine) startLocked(ctx context.Context, p *Plan, o ApplyOptions, unsettled map[connectors.WorkerID]bool) (*batch, error) {
 	if p.Empty() {
-		// Nothing to change: the transitions recorded so far are carried
-		// out (a resumed outbox may have finished them).
-		return &Report{}, e.settle(p, &Report{}, unsettled, nil)
+		return nil, e.settle(p, &Report{}, unsettled, nil)
 	}
 	if p.ID == "" {
 		p.ID = newPlanID(e.now())
@@ -315,6 +353,11 @@ func (e *Engine) applyLocked(ctx context.Context, p *Plan, o ApplyOptions, unset
 	}
 	b := newBatch(ctx)
 	e.disp.submit(b, items)
+	return b, nil
+}
+
+// await waits for a batch startLocked returned and settles p's workers.
+func (e *Engine) await(b *batch, p *Plan, unsettled map[connectors.WorkerID]bool) (*Report, error) {
 	rep, err := b.wait()
 	rep.PlanID = p.ID
 	if err != nil {

@@ -214,6 +214,11 @@ func (e *Engine) fullReconcile(ctx context.Context) {
 	}
 	p.ID = newPlanID(e.now())
 	if exceeded := CheckSafety(p, e.safety); len(exceeded) > 0 {
+		if id, ok := e.samePending(p); ok {
+			e.applyMu.Unlock()
+			e.log.Warn("full reconcile: plan exceeds the safety thresholds; the same changes already wait for approval", "plan", id, "exceeded", exceeded)
+			return
+		}
 		err := e.savePending(p, "reconcile", exceeded)
 		e.applyMu.Unlock()
 		e.log.Warn("full reconcile: plan exceeds the safety thresholds; saved for approval", "plan", p.ID, "exceeded", exceeded, "err", err)

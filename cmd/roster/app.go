@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/spf13/cobra"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
@@ -33,8 +32,12 @@ type globals struct {
 	configPath string
 	dataDir    string
 	verbose    bool
-	now        func() time.Time // the clock; the demo moves it
-	logger     *slog.Logger
+	// server and token reach a remote `roster serve` (--server, --token
+	// or ROSTER_TOKEN) instead of the data dir's.
+	server string
+	token  string
+	now    func() time.Time // the clock; the demo moves it
+	logger *slog.Logger
 }
 
 func (g *globals) clock() time.Time {
@@ -59,17 +62,28 @@ func (g *globals) loadConfig() (*config.Config, error) {
 	return cfg, nil
 }
 
-// openDB opens roster.db in the data dir, failing within a second when
-// another process holds it.
+// lockWait is how long opening the data file waits for another process
+// to release it.
+const lockWait = time.Second
+
+// lockedError is a data file another process holds.
+type lockedError struct{ path string }
+
+func (e *lockedError) Error() string {
+	return fmt.Sprintf("%s is locked by another process (a running `roster serve` or another roster command); stop it or wait, then retry", e.path)
+}
+
+// openDB opens roster.db in the data dir, failing within lockWait with a
+// *lockedError when another process holds it.
 func openDB(dir string) (*bolt.DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	path := filepath.Join(dir, "roster.db")
-	db, err := bolt.Open(path, 0o600, lifecycle.DBOptions(time.Second))
+	db, err := bolt.Open(path, 0o600, lifecycle.DBOptions(lockWait))
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("%s is locked by another process (a running `roster serve` or another roster command); stop it or wait, then retry", path)
+			return nil, &lockedError{path: path}
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -146,13 +160,26 @@ func (g *globals) open(ctx context.Context) (*session, error) {
 	}
 	db, err := openDB(cfg.DataDir)
 	if err != nil {
+		if le := (*lockedError)(nil); errors.As(err, &le) {
+			return nil, lockedHelp(le, cfg)
+		}
 		return nil, err
 	}
-	s := &session{cfg: cfg, db: db}
-	fail := func(err error) (*session, error) {
+	s, err := g.openSession(ctx, cfg, db)
+	if err != nil {
 		_ = db.Close()
 		return nil, err
 	}
+	return s, nil
+}
+
+// openSession loads connectors and policy on an open data file and builds
+// the engine. A policy that does not load stops here: nothing runs on it.
+// On error the caller still owns db.
+func (g *globals) openSession(ctx context.Context, cfg *config.Config, db *bolt.DB) (*session, error) {
+	s := &session{cfg: cfg, db: db}
+	fail := func(err error) (*session, error) { return nil, err }
+	var err error
 	commits := lifecycle.NewGroupCommit(db)
 	if s.apps, err = openConnectors(ctx, cfg, db, commits, g); err != nil {
 		return fail(err)
@@ -185,12 +212,4 @@ func (g *globals) open(ctx context.Context) (*session, error) {
 
 func threshold(t config.Threshold) lifecycle.Threshold {
 	return lifecycle.Threshold{Max: t.Max, MaxPercent: t.MaxPercent}
-}
-
-// openFor checks the --output value, then opens a session.
-func (g *globals) openFor(cmd *cobra.Command, output string) (*session, error) {
-	if err := checkOutput(output); err != nil {
-		return nil, err
-	}
-	return g.open(cmd.Context())
 }

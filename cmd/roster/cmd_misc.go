@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/rosterhq/roster/audit"
 	"github.com/rosterhq/roster/config"
-	"github.com/rosterhq/roster/connectors"
 	"github.com/rosterhq/roster/lifecycle"
 	"github.com/rosterhq/roster/lifecycle/hr"
 	"github.com/rosterhq/roster/policy"
@@ -41,21 +41,20 @@ is rejected whole, with the line and column of each problem.
 Import changes no app: run ` + "`roster plan`" + ` and ` + "`roster apply`" + ` next.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := os.Open(args[0])
+			data, err := os.ReadFile(args[0])
 			if err != nil {
 				return err
 			}
-			defer f.Close()
-			file, err := hr.ReadCSV(args[0], f)
+			// A bad file is reported before anything is opened.
+			if _, err := hr.ReadCSV(args[0], bytes.NewReader(data)); err != nil {
+				return err
+			}
+			b, err := g.dial(cmd)
 			if err != nil {
 				return err
 			}
-			s, err := g.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			res, err := hr.Import(cmd.Context(), s.engine, "hr-import:"+strings.TrimPrefix(cliActor(), "cli:"), file)
+			defer b.Close()
+			res, err := b.ImportHR(cmd.Context(), "hr-import:"+strings.TrimPrefix(cliActor(), "cli:"), args[0], data)
 			if err != nil {
 				return err
 			}
@@ -139,35 +138,7 @@ userName) and prints the roles that match with their conditions, and every
 entitlement with the roles or exceptions it comes from.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.openFor(cmd, output)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			w, err := s.engine.FindWorker(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			ws, err := s.engine.Workers(cmd.Context())
-			if err != nil {
-				return err
-			}
-			byID := map[connectors.WorkerID]*lifecycle.Worker{}
-			for _, x := range ws {
-				byID[x.ID] = x
-			}
-			now := g.clock()
-			res, err := s.engine.Policy().Evaluate(lifecycle.PolicyWorker(w, byID, s.cfg.Location), now)
-			if err != nil {
-				return err
-			}
-			st := lifecycle.EffectiveStatus(&w.HR, w.Deleted, now, s.cfg.Location)
-			out := cmd.OutOrStdout()
-			if output == "json" {
-				return writeJSON(out, map[string]any{"worker": w, "status": st, "result": res})
-			}
-			renderExplain(out, w, st, res)
-			return nil
+			return g.explain(cmd, output, args[0])
 		},
 	}
 	explain.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
@@ -246,6 +217,25 @@ func (g *globals) offlinePolicy(cmd *cobra.Command, dir string) (*config.Config,
 	return cfg, pol, err
 }
 
+// explain is `policy explain` and `workers show`.
+func (g *globals) explain(cmd *cobra.Command, output, key string) error {
+	b, err := g.dialFor(cmd, output)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	x, err := b.Explain(cmd.Context(), key)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if output == "json" {
+		return writeJSON(out, map[string]any{"worker": x.Worker, "status": x.Status, "result": x.Result})
+	}
+	renderExplain(out, x.Worker, x.Status, x.Result)
+	return nil
+}
+
 func renderExplain(out io.Writer, w *lifecycle.Worker, st lifecycle.Status, res *policy.Result) {
 	fmt.Fprintf(out, "Worker %s %s <%s>: %s", w.ID, w.HR.DisplayName, w.HR.Email, st)
 	fmt.Fprintf(out, " (%s, %s / %s, team %q, %s)\n", w.HR.WorkerType, w.HR.Division, w.HR.Department, w.HR.Team, w.HR.Title)
@@ -304,8 +294,8 @@ func newAuditCmd(g *globals) *cobra.Command {
 		Short: "Recompute the audit log's hash chain; exit 1 and name the first bad record if it was altered",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withAudit(cmd, func(l *audit.Log) error {
-				res, err := l.Verify(cmd.Context())
+			return g.withAudit(cmd, func(b backend) error {
+				res, err := b.VerifyAudit(cmd.Context())
 				if err != nil {
 					var ce *audit.ChainError
 					if errors.As(err, &ce) {
@@ -341,13 +331,13 @@ func newAuditCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.withAudit(cmd, func(l *audit.Log) error {
+			return g.withAudit(cmd, func(b backend) error {
 				out := cmd.OutOrStdout()
 				if output == "json" {
-					_, err := l.Export(cmd.Context(), out, audit.FormatJSONL, flt)
+					_, err := b.ExportAudit(cmd.Context(), out, audit.FormatJSONL, flt)
 					return err
 				}
-				return l.Query(cmd.Context(), flt, func(r audit.Record) error {
+				return b.QueryAudit(cmd.Context(), flt, func(r audit.Record) error {
 					_, err := fmt.Fprintln(out, formatRecord(&r))
 					return err
 				})
@@ -378,7 +368,7 @@ re-verify the chain offline. Secrets never enter the audit log.`,
 			if err != nil {
 				return err
 			}
-			return g.withAudit(cmd, func(l *audit.Log) error {
+			return g.withAudit(cmd, func(b backend) error {
 				var w io.Writer = cmd.OutOrStdout()
 				var tmp *os.File
 				if file != "" {
@@ -389,7 +379,7 @@ re-verify the chain offline. Secrets never enter the audit log.`,
 					defer os.Remove(tmp.Name())
 					w = tmp
 				}
-				n, err := l.Export(cmd.Context(), w, format, flt)
+				n, err := b.ExportAudit(cmd.Context(), w, format, flt)
 				if err != nil {
 					return err
 				}
@@ -484,24 +474,16 @@ func formatRecord(r *audit.Record) string {
 	return b.String()
 }
 
-// withAudit opens the data file and runs fn on its audit log.
-func (g *globals) withAudit(cmd *cobra.Command, fn func(*audit.Log) error) error {
-	cfg, err := g.loadConfig()
+// withAudit runs fn on the backend of the audit commands: a running
+// server, or the data file opened for its audit log only (a policy that
+// does not load does not stop an audit).
+func (g *globals) withAudit(cmd *cobra.Command, fn func(backend) error) error {
+	b, err := g.dial(cmd)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(cfg.DataDir, "roster.db")); err != nil {
-		return fmt.Errorf("no data file in %s (%w): nothing has been recorded there yet; check --data-dir or data_dir", cfg.DataDir, err)
-	}
-	db, err := openDB(cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if err := lifecycle.InitStore(db); err != nil {
-		return err
-	}
-	return fn(audit.New(db, g.clock))
+	defer b.Close()
+	return fn(b)
 }
 
 func newConfigCmd(g *globals) *cobra.Command {

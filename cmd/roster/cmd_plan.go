@@ -68,20 +68,16 @@ Plan changes nothing: not the apps, not the data file, not the audit log.`,
   roster plan --policies ./proposed-policies -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.openFor(cmd, output)
+			b, err := g.dialFor(cmd, output)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			opts := lifecycle.PlanOptions{}
+			defer b.Close()
+			var proposed *proposedPolicies
 			if dir != "" {
-				pol, err := loadPolicy(s.cfg, s.apps, dir)
-				if err != nil {
-					return fmt.Errorf("proposed policies in %s: %w", dir, err)
-				}
-				opts.Policy = pol
+				proposed = &proposedPolicies{Dir: dir}
 			}
-			p, err := s.engine.Plan(cmd.Context(), opts)
+			p, err := b.Plan(cmd.Context(), proposed)
 			if err != nil {
 				return err
 			}
@@ -135,16 +131,16 @@ retried with exponential backoff; terminal ones are reported (exit 1).`,
 			if output == "json" && !auto {
 				return errors.New("-o json needs --auto-approve: there is no prompt in JSON mode")
 			}
-			s, err := g.openFor(cmd, output)
+			b, err := g.dialFor(cmd, output)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			defer b.Close()
 			out := cmd.OutOrStdout()
 			actor := cliActor()
-			p, resumed, err := s.engine.Prepare(cmd.Context(), actor)
-			if resumed != nil && resumed.Done+len(resumed.Failed)+resumed.Skipped > 0 && output == "text" {
-				fmt.Fprintf(out, "Finished %d actions left in the outbox by an earlier run (%d failed).\n\n", resumed.Done+len(resumed.Failed)+resumed.Skipped, len(resumed.Failed))
+			p, resumed, err := b.Review(cmd.Context(), actor)
+			if output == "text" {
+				printResumed(out, resumed)
 			}
 			if err != nil {
 				return err
@@ -155,16 +151,16 @@ retried with exponential backoff; terminal ones are reported (exit 1).`,
 			if p.Empty() {
 				// Nothing to change; applying the empty plan records that
 				// the pending transitions are carried out.
-				rep, err := s.engine.ApplyPlan(cmd.Context(), p, lifecycle.ApplyOptions{Actor: actor})
+				res, err := b.Apply(cmd.Context(), actor, p)
 				if err != nil {
 					return err
 				}
 				if output == "json" {
-					if err := writeJSON(out, map[string]any{"plan": jsonPlan(p), "report": rep}); err != nil {
+					if err := writeJSON(out, map[string]any{"plan": jsonPlan(res.Plan), "report": res.Report}); err != nil {
 						return err
 					}
 				}
-				return unreadableError(p)
+				return unreadableError(res.Plan)
 			}
 			if !auto {
 				ok, err := confirm(cmd.InOrStdin(), out)
@@ -175,16 +171,36 @@ retried with exponential backoff; terminal ones are reported (exit 1).`,
 					return &exitError{code: 1, err: errors.New("apply cancelled")}
 				}
 			}
-			rep, err := s.engine.ApplyPlan(cmd.Context(), p, lifecycle.ApplyOptions{Actor: actor})
-			if err := reportApply(out, output, p, rep, err); err != nil {
+			res, err := b.Apply(cmd.Context(), actor, p)
+			if res == nil {
 				return err
 			}
-			return unreadableError(p)
+			if output == "text" {
+				printResumed(out, res.Resumed)
+			}
+			if errors.Is(err, lifecycle.ErrPlanChanged) {
+				return err
+			}
+			if err := reportApply(out, output, res.Plan, res.Report, err); err != nil {
+				return err
+			}
+			return unreadableError(res.Plan)
 		},
 	}
 	cmd.Flags().BoolVar(&auto, "auto-approve", false, "apply without asking for confirmation (safety thresholds still apply)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
+}
+
+// printResumed says what finishing an earlier run's outbox did, if
+// anything.
+func printResumed(out io.Writer, resumed *lifecycle.Report) {
+	if resumed == nil {
+		return
+	}
+	if n := resumed.Done + len(resumed.Failed) + resumed.Skipped; n > 0 {
+		fmt.Fprintf(out, "Finished %d actions left in the outbox by an earlier run (%d failed).\n\n", n, len(resumed.Failed))
+	}
 }
 
 // reportApply prints the outcome of an apply and turns it into an exit code.
@@ -267,12 +283,12 @@ the next apply, so an approval never does more than you reviewed.
 ` + "`roster status`" + ` lists pending plans.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.openFor(cmd, output)
+			b, err := g.dialFor(cmd, output)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			res, err := s.engine.Approve(cmd.Context(), cliActor(), args[0])
+			defer b.Close()
+			res, err := b.Approve(cmd.Context(), cliActor(), args[0])
 			if res == nil {
 				return err
 			}
@@ -295,15 +311,15 @@ func newStatusCmd(g *globals) *cobra.Command {
 	var output string
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show workers by status, the outbox, pending plans and the audit head",
+		Short: "Show workers by status, the outbox, pending plans, the last reconcile and the audit head",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := g.openFor(cmd, output)
+			b, err := g.dialFor(cmd, output)
 			if err != nil {
 				return err
 			}
-			defer s.Close()
-			st, err := s.engine.Status(cmd.Context())
+			defer b.Close()
+			st, err := b.Status(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -329,6 +345,22 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			if !st.LastApply.IsZero() {
 				fmt.Fprintf(out, "Last apply:    %s\n", st.LastApply.UTC().Format("2006-01-02 15:04:05 UTC"))
+			}
+			if !st.LastReconcile.IsZero() {
+				when := st.LastReconcile.UTC().Format("2006-01-02 15:04:05 UTC")
+				if len(st.Unreadable) == 0 {
+					fmt.Fprintf(out, "Last reconcile: %s, every app read\n", when)
+				} else {
+					names := make([]string, 0, len(st.Unreadable))
+					for app := range st.Unreadable {
+						names = append(names, app)
+					}
+					sort.Strings(names)
+					fmt.Fprintf(out, "Last reconcile: %s, could not read %s:\n", when, strings.Join(names, ", "))
+					for _, app := range names {
+						fmt.Fprintf(out, "  ! %s: %s\n", app, st.Unreadable[app])
+					}
+				}
 			}
 			fmt.Fprintf(out, "Policy:        %s\n", short(st.PolicyHash))
 			fmt.Fprintf(out, "Audit log:     %d records, head %s\n", st.AuditRecords, short(st.AuditHead))

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -51,8 +52,13 @@ func newServeCmd(g *globals) *cobra.Command {
   /readyz      200 once the first full reconcile has read every app, 503
                before that and while shutting down
   /metrics     Prometheus metrics
+  /api/v1/…    the admin API, when roster.yaml lists admin tokens (admin or
+               auditor role); every call audited with the token's name
 
-and, in the same process, the engine: the executor carries out queued
+and the same admin API on a Unix socket in the data dir (admin.socket;
+mode 0600, only this user may connect): while serve holds the data file,
+every other roster command on this machine finds the socket and goes
+through it. And, in the same process, the engine: the executor carries out queued
 actions, the scheduler acts on start and end dates (server.tick_interval),
 every SCIM change is reconciled at once without waiting for the next run,
 and a full reconcile reads every app and plans everybody at start and every
@@ -125,9 +131,26 @@ func (g *globals) serve(ctx context.Context, stdout, stderr io.Writer, o serveOp
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
+	var tokens []apiToken
+	if len(cfg.Admin.Tokens) > 0 {
+		if tokens, err = apiTokens(cfg, log); err != nil {
+			return err
+		}
+	}
+
+	// The engine runs until the HTTP server has shut down, so SCIM writes
+	// still in flight at a signal are reconciled or left in the outbox.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	api := newAdminAPI(newServingBackend(g, s), tokens, runCtx.Done(), log.With("component", "admin-api"))
+	defer api.close()
+
 	m := newServeMetrics(s.engine)
 	var draining atomic.Bool
 	mux := http.NewServeMux()
+	if len(tokens) > 0 {
+		mux.Handle(apiBase+"/", api.serve(api.tokenCaller))
+	}
 	if cfg.SCIM != nil {
 		h, err := g.scimHandler(s, cfg, log)
 		if err != nil {
@@ -157,6 +180,34 @@ func (g *globals) serve(ctx context.Context, stdout, stderr io.Writer, o serveOp
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	// The admin socket, for the CLI on this machine.
+	var sockSrv *http.Server
+	sockDone := make(chan error, 1)
+	sockPath := cfg.AdminSocket()
+	if sockPath != "" {
+		sln, err := listenSocket(ctx, sockPath)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		created, _ := os.Lstat(sockPath)
+		defer removeSocket(sockPath, created)
+		smux := http.NewServeMux()
+		smux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			io.WriteString(w, "ok\n")
+		})
+		smux.Handle(apiBase+"/", api.serve(socketCaller))
+		sockSrv = &http.Server{
+			Handler:           m.instrument(log, smux),
+			ReadHeaderTimeout: cfg.Server.ReadTimeout.Std(),
+			IdleTimeout:       cfg.Server.IdleTimeout.Std(),
+			ConnContext:       socketConnContext,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		go func() { sockDone <- sockSrv.Serve(sln) }()
+	}
+
 	srv := &http.Server{
 		Handler:           m.instrument(log, mux),
 		TLSConfig:         tlsConf,
@@ -167,10 +218,6 @@ func (g *globals) serve(ctx context.Context, stdout, stderr io.Writer, o serveOp
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
-	// The engine runs until the HTTP server has shut down, so SCIM writes
-	// still in flight at a signal are reconciled or left in the outbox.
-	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRun()
 	runDone := make(chan error, 1)
 	go func() {
 		runDone <- s.engine.Run(runCtx, lifecycle.RunOptions{
@@ -201,6 +248,7 @@ func (g *globals) serve(ctx context.Context, stdout, stderr io.Writer, o serveOp
 		fmt.Fprintf(stdout, "roster serve: listening on %s (SCIM off: roster.yaml has no scim block)\n", base)
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "tls", tlsConf != nil, "scim", cfg.SCIM != nil,
+		"admin_socket", sockPath, "admin_api_tokens", len(tokens),
 		"reconcile_interval", cfg.Server.ReconcileInterval.String(), "tick_interval", cfg.Server.TickInterval.String())
 
 	var serveErr, runErr error
@@ -218,10 +266,25 @@ func (g *globals) serve(ctx context.Context, stdout, stderr io.Writer, o serveOp
 	draining.Store(true)
 
 	shCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	sockShut := make(chan struct{})
+	go func() {
+		defer close(sockShut)
+		if sockSrv == nil {
+			return
+		}
+		if err := sockSrv.Shutdown(shCtx); err != nil {
+			log.Warn("admin socket requests still running at the shutdown timeout; closing their connections", "timeout", shutdownTimeout.String(), "err", err)
+			sockSrv.Close()
+		}
+		if err := <-sockDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("admin socket failed", "err", err)
+		}
+	}()
 	if err := srv.Shutdown(shCtx); err != nil {
 		log.Warn("HTTP requests still running at the shutdown timeout; closing their connections", "timeout", shutdownTimeout.String(), "err", err)
 		srv.Close()
 	}
+	<-sockShut
 	cancel()
 	if !serveEnded {
 		if err := <-serveDone; !errors.Is(err, http.ErrServerClosed) {
@@ -232,6 +295,9 @@ func (g *globals) serve(ctx context.Context, stdout, stderr io.Writer, o serveOp
 	if !runEnded {
 		runErr = <-runDone
 	}
+	// Admin operations still running end with the engine; the data file
+	// closes after them.
+	api.close()
 	if errors.Is(runErr, context.Canceled) {
 		runErr = nil
 	}

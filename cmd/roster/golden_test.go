@@ -207,6 +207,9 @@ func TestGoldenPlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range dirs {
+		if d.Name() == adminGolden {
+			continue // TestAdminAPIChildServe's
+		}
 		if _, ok := cases[d.Name()]; !ok {
 			t.Errorf("testdata/golden/%s has no case in goldenCases", d.Name())
 		}

@@ -80,7 +80,12 @@ what would change, ` + "`roster apply`" + ` makes every app match, and every cha
 written to a hash-chained audit log that ` + "`roster audit verify`" + ` checks.
 
 Start with ` + "`roster demo`" + `: it runs the whole story on a sample company with
-in-process apps, in seconds.`,
+in-process apps, in seconds.
+
+While ` + "`roster serve`" + ` runs, every command goes through its admin socket in
+the data dir (it holds the data file); without a server, commands open the
+data file themselves. --server URL with a token (--token or ROSTER_TOKEN)
+reaches a server on another machine.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, args []string) {
@@ -98,6 +103,8 @@ in-process apps, in seconds.`,
 	pf.StringVar(&g.configPath, "config", "roster.yaml", "path of the config file")
 	pf.StringVar(&g.dataDir, "data-dir", "", "data directory holding roster.db (overrides data_dir in the config)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log debug details to stderr")
+	pf.StringVar(&g.server, "server", "", "reach the roster serve at this URL through its admin API (https://HOST:PORT) instead of the data dir's; needs a token")
+	pf.StringVar(&g.token, "token", "", "admin API token for --server (prefer the ROSTER_TOKEN environment variable: flags show in ps)")
 	g.logger = slog.New(slog.DiscardHandler)
 
 	root.AddCommand(
@@ -106,7 +113,10 @@ in-process apps, in seconds.`,
 		newPlanCmd(g),
 		newApplyCmd(g),
 		newApproveCmd(g),
+		newRejectCmd(g),
 		newStatusCmd(g),
+		newWorkersCmd(g),
+		newReloadCmd(g),
 		newServeCmd(g),
 		newPolicyCmd(g),
 		newAuditCmd(g),
@@ -123,19 +133,25 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version of roster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			v := version
 			goVersion := ""
 			if bi, ok := debug.ReadBuildInfo(); ok {
 				goVersion = bi.GoVersion
-				if v == "" {
-					v = bi.Main.Version
-				}
 			}
-			if v == "" || v == "(devel)" {
-				v = "dev"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "roster %s (%s)\n", v, goVersion)
+			fmt.Fprintf(cmd.OutOrStdout(), "roster %s (%s)\n", versionString(), goVersion)
 			return nil
 		},
 	}
+}
+
+// versionString is the version of this binary: set at build time, else
+// the module's, else "dev".
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "" {
+		v = bi.Main.Version
+	}
+	if v == "" || v == "(devel)" {
+		v = "dev"
+	}
+	return v
 }
