@@ -111,6 +111,7 @@ func newAdminAPI(b *localBackend, tokens []apiToken, stopping <-chan struct{}, l
 	write("POST "+apiBase+"/plans/{id}/reject", a.reject)
 	read("GET "+apiBase+"/workers", a.workers)
 	read("GET "+apiBase+"/workers/{key}", a.worker)
+	read("GET "+apiBase+"/connectors/check", a.checkConnectors)
 	read("GET "+apiBase+"/audit/verify", a.verify)
 	read("GET "+apiBase+"/audit/export", a.export)
 	write("POST "+apiBase+"/reload", a.reload)
@@ -405,6 +406,15 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool
 		return false
 	}
 	return true
+}
+
+func (a *adminAPI) checkConnectors(w http.ResponseWriter, r *http.Request, c caller) {
+	timeout, err := time.ParseDuration(r.URL.Query().Get("timeout"))
+	if err != nil || timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	res, err := a.b.CheckConnectors(r.Context(), r.URL.Query()["name"], timeout)
+	answer(w, res, err, http.StatusInternalServerError)
 }
 
 func (a *adminAPI) status(w http.ResponseWriter, r *http.Request, c caller) {

@@ -14,7 +14,9 @@ import (
 
 	"github.com/rosterhq/roster/config"
 	"github.com/rosterhq/roster/connectors"
+	"github.com/rosterhq/roster/connectors/github"
 	"github.com/rosterhq/roster/connectors/memory"
+	"github.com/rosterhq/roster/connectors/slack"
 	"github.com/rosterhq/roster/lifecycle"
 	"github.com/rosterhq/roster/policy"
 )
@@ -23,7 +25,9 @@ import (
 // purpose: no package registers itself.
 func registry() connectors.Registry {
 	return connectors.Registry{
+		"github": github.Open,
 		"memory": memory.Open,
+		"slack":  slack.Open,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	bolt "go.etcd.io/bbolt"
@@ -54,6 +55,9 @@ type backend interface {
 	Reload(ctx context.Context, actor string) (*reloadResult, error)
 	// ImportHR imports an HR CSV file (name is its path, for messages).
 	ImportHR(ctx context.Context, actor, name string, data []byte) (*hr.ImportResult, error)
+	// CheckConnectors runs `connectors check` on the named instances
+	// (all when names is empty), each bounded by timeout.
+	CheckConnectors(ctx context.Context, names []string, timeout time.Duration) ([]connectorCheck, error)
 	VerifyAudit(ctx context.Context) (audit.VerifyResult, error)
 	QueryAudit(ctx context.Context, f audit.Filter, fn func(audit.Record) error) error
 	ExportAudit(ctx context.Context, w io.Writer, format string, f audit.Filter) (int, error)
@@ -354,6 +358,20 @@ func (b *localBackend) SavedPlans(ctx context.Context) ([]*lifecycle.SavedPlan, 
 		return nil, err
 	}
 	return s.engine.SavedPlans(ctx)
+}
+
+func (b *localBackend) CheckConnectors(ctx context.Context, names []string, timeout time.Duration) ([]connectorCheck, error) {
+	if b.s != nil { // inside serve: the instances the engine runs
+		return checkConnectors(ctx, b.s.cfg, b.s.apps, names, timeout)
+	}
+	if err := b.open(); err != nil {
+		return nil, err
+	}
+	apps, err := openConnectors(ctx, b.cfg, b.db, nil, b.g)
+	if err != nil {
+		return nil, err
+	}
+	return checkConnectors(ctx, b.cfg, apps, names, timeout)
 }
 
 func (b *localBackend) Status(ctx context.Context) (*lifecycle.StatusReport, error) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/rosterhq/roster/config"
 	"github.com/rosterhq/roster/connectors"
 )
 
@@ -30,42 +31,23 @@ Exit status: 0 when every checked connector is ready, 1 otherwise.`,
 		Example: `  roster connectors check
   roster connectors check github slack`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := g.loadConfig()
+			b, err := g.dial(cmd)
 			if err != nil {
 				return err
 			}
-			for _, name := range args {
-				if _, ok := cfg.Connectors[name]; !ok {
-					return fmt.Errorf("no connector named %q in %s (configured: %s)", name, relPath(cfg.Path), strings.Join(cfg.ConnectorNames, ", "))
-				}
-			}
-			db, err := openDB(cfg.DataDir)
+			defer b.Close()
+			res, err := b.CheckConnectors(cmd.Context(), args, timeout)
 			if err != nil {
 				return err
-			}
-			defer db.Close()
-			apps, err := openConnectors(cmd.Context(), cfg, db, nil, g)
-			if err != nil {
-				return err
-			}
-			want := map[string]bool{}
-			for _, n := range args {
-				want[n] = true
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "CONNECTOR\tTYPE\tSTATUS\tDETAIL")
 			failed := 0
-			for _, c := range apps {
-				if len(want) > 0 && !want[c.Name()] {
-					continue
-				}
-				ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-				status, detail := checkConnector(ctx, c)
-				cancel()
-				if status != "ok" {
+			for _, c := range res {
+				if c.Status != "ok" {
 					failed++
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name(), cfg.Connectors[c.Name()].Type, status, detail)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.Type, c.Status, c.Detail)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -79,6 +61,45 @@ Exit status: 0 when every checked connector is ready, 1 otherwise.`,
 	check.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "give up on one connector after this long")
 	cmd.AddCommand(check)
 	return cmd
+}
+
+// connectorCheck is one line of `connectors check`.
+type connectorCheck struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+	// Status is "ok", "missing permissions" or "error".
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+}
+
+// checkConnectors checks the named instances of apps (all when names is
+// empty), in the configured order; a name that is not configured is an
+// error.
+func checkConnectors(ctx context.Context, cfg *config.Config, apps []connectors.Connector, names []string, timeout time.Duration) ([]connectorCheck, error) {
+	byName := map[string]connectors.Connector{}
+	for _, c := range apps {
+		byName[c.Name()] = c
+	}
+	for _, n := range names {
+		if byName[n] == nil {
+			return nil, fmt.Errorf("no connector named %q in %s (configured: %s)", n, relPath(cfg.Path), strings.Join(cfg.ConnectorNames, ", "))
+		}
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var out []connectorCheck
+	for _, c := range apps {
+		if len(want) > 0 && !want[c.Name()] {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		status, detail := checkConnector(cctx, c)
+		cancel()
+		out = append(out, connectorCheck{Name: c.Name(), Type: cfg.Connectors[c.Name()].Type, Status: status, Detail: detail})
+	}
+	return out, nil
 }
 
 // checkConnector runs c's own check, or reads its state when it has none.

@@ -283,6 +283,15 @@ func (c *remoteBackend) SavedPlans(ctx context.Context) ([]*lifecycle.SavedPlan,
 	return out, c.do(ctx, http.MethodGet, "/plans", nil, nil, &out)
 }
 
+func (c *remoteBackend) CheckConnectors(ctx context.Context, names []string, timeout time.Duration) ([]connectorCheck, error) {
+	q := url.Values{"timeout": {timeout.String()}}
+	for _, n := range names {
+		q.Add("name", n)
+	}
+	var out []connectorCheck
+	return out, c.do(ctx, http.MethodGet, "/connectors/check?"+q.Encode(), nil, nil, &out)
+}
+
 func (c *remoteBackend) Status(ctx context.Context) (*lifecycle.StatusReport, error) {
 	var st lifecycle.StatusReport
 	if err := c.do(ctx, http.MethodGet, "/status", nil, nil, &st); err != nil {

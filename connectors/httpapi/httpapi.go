@@ -177,8 +177,9 @@ func (t *Transport) send(ctx context.Context, req *http.Request) (*http.Response
 		<-t.slots
 		return resp, err
 	}
-	// The slot is held until the body is closed: a response being read is
-	// a request in flight.
+	// The slot is held until the body is read to its end or closed: a
+	// response being read is a request in flight. (Some clients, go-github
+	// among them, read an error body to the end and never close it.)
 	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { <-t.slots }}
 	return resp, nil
 }
@@ -186,15 +187,20 @@ func (t *Transport) send(ctx context.Context, req *http.Request) (*http.Response
 type releaseBody struct {
 	io.ReadCloser
 	release func()
-	done    bool
+	once    sync.Once
+}
+
+func (b *releaseBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.once.Do(b.release)
+	}
+	return n, err
 }
 
 func (b *releaseBody) Close() error {
 	err := b.ReadCloser.Close()
-	if !b.done {
-		b.done = true
-		b.release()
-	}
+	b.once.Do(b.release)
 	return err
 }
 

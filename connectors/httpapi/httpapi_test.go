@@ -232,3 +232,28 @@ func TestError(t *testing.T) {
 		t.Fatalf("network error: kind %v, text %q", connectors.KindOf(err), err)
 	}
 }
+
+// A body read to its end frees the slot even if nobody closes it.
+func TestTransportFreesSlotAtEOF(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"message":"Not Found"}`)
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: &Transport{MaxConcurrent: 2}}
+	for i := range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			cancel()
+			t.Fatalf("request %d: %v (a slot leaked)", i+1, err)
+		}
+		_, err = io.ReadAll(resp.Body)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// deliberately not closed
+	}
+}

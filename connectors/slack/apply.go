@@ -18,7 +18,7 @@ import (
 // an action this instance cannot take).
 func (c *Connector) Apply(ctx context.Context, act connectors.Action) error {
 	act.App = c.name
-	op := "slack " + act.String()
+	op := act.String() // "slack: grant channel/eng for w-011"
 	if err := c.check(act, op); err != nil {
 		return err
 	}
