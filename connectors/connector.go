@@ -49,6 +49,17 @@ type Checker interface {
 	Check(ctx context.Context) (missing []string, err error)
 }
 
+// ResourceChecker is an optional capability: which of the resources the
+// policies grant do not exist in the app (a team slug nobody created, a
+// misspelt channel). `roster connectors check` asks it, with every
+// resource the policy grants to any worker, so a typo is found before an
+// apply fails on it.
+type ResourceChecker interface {
+	// UnknownResources returns the keys among keys that name nothing in
+	// the app, sorted. Keys of kinds it cannot check are not returned.
+	UnknownResources(ctx context.Context, keys []EntitlementKey) ([]EntitlementKey, error)
+}
+
 // Settings decodes a connector instance's own settings block from
 // roster.yaml into v strictly: an unknown key or a wrong type is an error
 // that names the file, line and column.

@@ -361,17 +361,24 @@ func (b *localBackend) SavedPlans(ctx context.Context) ([]*lifecycle.SavedPlan, 
 }
 
 func (b *localBackend) CheckConnectors(ctx context.Context, names []string, timeout time.Duration) ([]connectorCheck, error) {
-	if b.s != nil { // inside serve: the instances the engine runs
-		return checkConnectors(ctx, b.s.cfg, b.s.apps, names, timeout)
+	s, err := b.session(ctx)
+	if err != nil {
+		if b.db == nil { // the data file did not open (locked…)
+			return nil, err
+		}
+		// The policy does not load: the credentials can still be checked.
+		b.g.logger.Warn("connectors check: the policy does not load, so the resources it grants are not checked", "err", err)
+		apps, oerr := openConnectors(ctx, b.cfg, b.db, nil, b.g)
+		if oerr != nil {
+			return nil, oerr
+		}
+		return checkConnectors(ctx, b.cfg, apps, nil, names, timeout)
 	}
-	if err := b.open(); err != nil {
-		return nil, err
-	}
-	apps, err := openConnectors(ctx, b.cfg, b.db, nil, b.g)
+	granted, err := grantedResources(ctx, s, b.g.clock())
 	if err != nil {
 		return nil, err
 	}
-	return checkConnectors(ctx, b.cfg, apps, names, timeout)
+	return checkConnectors(ctx, s.cfg, s.apps, granted, names, timeout)
 }
 
 func (b *localBackend) Status(ctx context.Context) (*lifecycle.StatusReport, error) {

@@ -379,20 +379,23 @@ func TestRealAppsExampleConfig(t *testing.T) {
 
 // TestConnectorsCheck runs `roster connectors check` against the fakes,
 // directly and through a running `roster serve` (which holds the data
-// file), and reports a missing Slack scope.
+// file): a missing Slack scope and a misspelt GitHub team in the policy
+// are reported, and no token is printed.
 func TestConnectorsCheck(t *testing.T) {
 	t.Parallel()
 	a := newAppsEnv(t)
 	a.sl.SetScopes("usergroups:read", "channels:read", "channels:manage", "users:read", "users:read.email", "admin")
+	editFile(t, filepath.Join(a.dir, "policies", "engineering.yaml"), "        - team/engineering\n", "        - team/engineerin\n")
+	a.must(0, "hr", "import", filepath.Join(a.dir, "hr.csv"))
 
 	check := func(via string) {
 		t.Helper()
 		r := a.roster("connectors", "check", "github", "slack")
 		if r.code != 1 {
-			t.Fatalf("%s: connectors check: want exit 1 (slack misses a scope), got %s", via, r)
+			t.Fatalf("%s: connectors check: want exit 1, got %s", via, r)
 		}
 		wantLines(t, r.stdout, `^CONNECTOR\s+TYPE\s+STATUS\s+DETAIL$`,
-			`^github\s+github\s+ok\s+`,
+			`^github\s+github\s+unknown resources\s+the policy grants what does not exist: team/engineerin$`,
 			`^slack\s+slack\s+missing permissions\s+.*usergroups:write`)
 		if strings.Contains(r.stdout, a.sl.Token) || strings.Contains(r.stdout, a.gh.Token()) {
 			t.Errorf("%s: a token was printed:\n%s", via, r.stdout)
@@ -402,9 +405,13 @@ func TestConnectorsCheck(t *testing.T) {
 	if r := a.roster("connectors", "check", "nope"); r.code != 1 || !strings.Contains(r.stderr, `no connector named "nope"`) {
 		t.Errorf("an unknown name: %s", r)
 	}
+
+	// Fixed, the same check passes for GitHub through a running server.
+	editFile(t, filepath.Join(a.dir, "policies", "engineering.yaml"), "        - team/engineerin\n", "        - team/engineering\n")
 	editFile(t, a.config, "env:ROSTER_SCIM_TOKEN", writeSecret(t, a.dir, "scim-token", "scim-secret-0123456789abcdefghijklmnopq"))
 	inProcessServe(t, a.env)
-	check("through serve")
-	r := a.must(0, "audit", "log", "--type", "api.")
+	r := a.must(0, "connectors", "check", "github")
+	wantLines(t, r.stdout, `^github\s+github\s+ok\s+credentials work; no permission missing; all \d+ resources the policy grants exist$`)
+	r = a.must(0, "audit", "log", "--type", "api.")
 	wantLines(t, r.stdout, `api\.call\s+socket:\S+.*path=/api/v1/connectors/check`)
 }

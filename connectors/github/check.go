@@ -109,6 +109,29 @@ func (c *Connector) UnknownTeams(ctx context.Context, slugs []string) ([]string,
 	return out, nil
 }
 
+// UnknownResources implements connectors.ResourceChecker for teams: the
+// team keys whose slug is not a team of the org.
+func (c *Connector) UnknownResources(ctx context.Context, keys []connectors.EntitlementKey) ([]connectors.EntitlementKey, error) {
+	var slugs []string
+	for _, k := range keys {
+		if k.Kind == kindTeam {
+			slugs = append(slugs, k.Resource)
+		}
+	}
+	if len(slugs) == 0 {
+		return nil, nil
+	}
+	unknown, err := c.UnknownTeams(ctx, slugs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]connectors.EntitlementKey, 0, len(unknown))
+	for _, s := range unknown {
+		out = append(out, connectors.EntitlementKey{Kind: kindTeam, Resource: s})
+	}
+	return out, nil
+}
+
 // AccountsWithoutMFA lists the members without two-factor authentication
 // (GET /orgs/{org}/members?filter=2fa_disabled), by login, sorted.
 func (c *Connector) AccountsWithoutMFA(ctx context.Context) ([]connectors.AccountID, error) {

@@ -127,9 +127,10 @@ type Connector struct {
 }
 
 var (
-	_ connectors.Connector   = (*Connector)(nil)
-	_ connectors.Checker     = (*Connector)(nil)
-	_ connectors.MFAReporter = (*Connector)(nil)
+	_ connectors.Connector       = (*Connector)(nil)
+	_ connectors.Checker         = (*Connector)(nil)
+	_ connectors.MFAReporter     = (*Connector)(nil)
+	_ connectors.ResourceChecker = (*Connector)(nil)
 )
 
 // Open is the connectors.Opener of type "github". It decodes and validates
