@@ -87,6 +87,10 @@ type Env struct {
 	Update func(fn func(tx *bolt.Tx) error) error
 	// Now is the clock.
 	Now func() time.Time
+	// OnWait, when set, is told about every wait a connector makes before
+	// retrying a call: the status that caused it (429, a 5xx, or 0 for a
+	// network error) and how long. `roster serve` turns it into metrics.
+	OnWait func(status int, wait time.Duration)
 }
 
 // Opener builds one connector instance. It validates settings and

@@ -42,6 +42,9 @@ type globals struct {
 	token  string
 	now    func() time.Time // the clock; the demo moves it
 	logger *slog.Logger
+	// onWait, when set, hears every wait a connector makes before a retry
+	// (serve counts them in its metrics).
+	onWait func(app string, status int, wait time.Duration)
 }
 
 func (g *globals) clock() time.Time {
@@ -109,6 +112,10 @@ func openConnectors(ctx context.Context, cfg *config.Config, db *bolt.DB, commit
 		env := connectors.Env{
 			Name: name, Settings: ci.Settings, Secret: cfg.ResolveSecret,
 			Logger: g.logger.With("connector", name), DB: db, Now: g.clock,
+		}
+		if g.onWait != nil {
+			app := name
+			env.OnWait = func(status int, wait time.Duration) { g.onWait(app, status, wait) }
 		}
 		if commits != nil {
 			env.Update = commits.Update

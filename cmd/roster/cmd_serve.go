@@ -107,6 +107,10 @@ func (g *globals) serve(ctx context.Context, stdout, stderr io.Writer, o serveOp
 	}
 	log := g.logger
 
+	waits := newWaitMetric()
+	g.onWait = func(app string, status int, wait time.Duration) {
+		waits.WithLabelValues(app, waitCause(status)).Observe(wait.Seconds())
+	}
 	s, err := g.open(ctx)
 	if err != nil {
 		return err
@@ -146,6 +150,7 @@ func (g *globals) serve(ctx context.Context, stdout, stderr io.Writer, o serveOp
 	defer api.close()
 
 	m := newServeMetrics(s.engine)
+	m.reg.MustRegister(waits)
 	var draining atomic.Bool
 	mux := http.NewServeMux()
 	if len(tokens) > 0 {
@@ -447,6 +452,27 @@ func newServeMetrics(src statusSource) *serveMetrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// newWaitMetric is the histogram of the waits connectors make before
+// retrying a call, by app and cause.
+func newWaitMetric() *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "roster_connector_retry_wait_seconds",
+		Help:    "Waits before retrying a call to an app, by app and cause (rate_limited: 429 or an exhausted rate limit, as long as the app asked; server_error: 5xx; network).",
+		Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 60},
+	}, []string{"app", "cause"})
+}
+
+// waitCause names the cause of a retry wait from the status that caused it.
+func waitCause(status int) string {
+	switch {
+	case status == 0:
+		return "network"
+	case status >= 500:
+		return "server_error"
+	}
+	return "rate_limited"
 }
 
 // statusSource is what the metrics read from the engine.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -414,4 +416,39 @@ func TestConnectorsCheck(t *testing.T) {
 	wantLines(t, r.stdout, `^github\s+github\s+ok\s+credentials work; no permission missing; all \d+ resources the policy grants exist$`)
 	r = a.must(0, "audit", "log", "--type", "api.")
 	wantLines(t, r.stdout, `api\.call\s+socket:\S+.*path=/api/v1/connectors/check`)
+}
+
+// TestServeCountsRetryWaits: a 429 from Slack while `roster serve` reads
+// it is waited out and shows in /metrics, by app and cause.
+func TestServeCountsRetryWaits(t *testing.T) {
+	t.Parallel()
+	a := newAppsEnv(t)
+	editFile(t, a.config, "env:ROSTER_SCIM_TOKEN", writeSecret(t, a.dir, "scim-token", "scim-secret-0123456789abcdefghijklmnopq"))
+	a.sl.SetFaults(slackfake.Faults{First429: 1, RetryAfter: time.Second})
+	base, _ := inProcessServe(t, a.env)
+	const sample = `roster_connector_retry_wait_seconds_count{app="slack",cause="rate_limited"} 1`
+	var body string
+	waitFor(t, 15*time.Second, "the wait in /metrics", func() bool {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return strings.Contains(body, sample)
+	})
+	if !strings.Contains(body, `roster_connector_retry_wait_seconds_sum{app="slack",cause="rate_limited"} 1`) {
+		t.Errorf("the 1s Retry-After is not the recorded wait:\n%s", grepLines(body, "retry_wait"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

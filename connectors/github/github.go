@@ -170,7 +170,7 @@ func Open(_ context.Context, env connectors.Env) (connectors.Connector, error) {
 		key = k
 	}
 	return New(env.Name, cfg, Credentials{Token: token, PrivateKeyPEM: key}, Deps{
-		DB: env.DB, Update: env.Update, Logger: env.Logger, Now: env.Now,
+		DB: env.DB, Update: env.Update, Logger: env.Logger, Now: env.Now, OnWait: env.OnWait,
 	})
 }
 
@@ -194,6 +194,8 @@ type Deps struct {
 	// RetryBackoff is the first wait before retrying a failed read when
 	// GitHub names none (0: httpapi.Transport's default, 250ms).
 	RetryBackoff time.Duration
+	// OnWait is connectors.Env.OnWait.
+	OnWait func(status int, wait time.Duration)
 }
 
 // New builds an instance from decoded settings and resolved secrets; cfg
@@ -238,6 +240,9 @@ func New(name string, cfg Config, cred Credentials, deps Deps) (*Connector, erro
 		OnWait: func(ev httpapi.WaitEvent) {
 			c.log.Info("github: waiting before retrying", "method", ev.Method, "path", ev.Path, "status", ev.Status,
 				"wait", ev.Wait.String(), "attempt", ev.Attempt, "asked_by_github", ev.FromServer)
+			if deps.OnWait != nil {
+				deps.OnWait(ev.Status, ev.Wait)
+			}
 		},
 	}
 	baseURL, err := url.Parse(cfg.BaseURL)

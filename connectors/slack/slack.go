@@ -105,7 +105,7 @@ func Open(_ context.Context, env connectors.Env) (connectors.Connector, error) {
 			return nil, fmt.Errorf("settings: scim_token: %w", err)
 		}
 	}
-	return New(env.Name, cfg, Options{Token: token, SCIMToken: scimToken, Logger: env.Logger, Now: env.Now})
+	return New(env.Name, cfg, Options{Token: token, SCIMToken: scimToken, Logger: env.Logger, Now: env.Now, OnWait: env.OnWait})
 }
 
 // Options are what New needs besides the settings.
@@ -117,6 +117,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// OnWait is connectors.Env.OnWait.
+	OnWait func(status int, wait time.Duration)
 	// Base performs the HTTP requests (nil: a clone of
 	// http.DefaultTransport).
 	Base http.RoundTripper
@@ -161,6 +163,9 @@ func New(name string, cfg Config, opts Options) (*Connector, error) {
 		OnWait: func(ev httpapi.WaitEvent) {
 			log.Debug("slack: waiting before a retry", "method", ev.Method, "path", ev.Path, "status", ev.Status,
 				"wait", ev.Wait, "attempt", ev.Attempt, "asked_by_slack", ev.FromServer)
+			if opts.OnWait != nil {
+				opts.OnWait(ev.Status, ev.Wait)
+			}
 		},
 	}
 	hc := &http.Client{Transport: tr}
