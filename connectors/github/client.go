@@ -28,8 +28,8 @@ import (
 //
 //	etagCache     conditional GETs: If-None-Match, a 304 answered from memory
 //	authTransport Authorization: the PAT or the app installation's token
-//	httpapi.Transport  concurrency cap, retries of 429s (and 5xx on GET)
-//	timeoutTransport   one attempt's deadline (settings timeout)
+//	httpapi.Transport  concurrency cap, retries of 429s (and 5xx on GET),
+//	                   each attempt bounded by the settings timeout
 //	http.Transport
 
 // etagCache makes every GET conditional: it remembers the ETag and body of
@@ -127,35 +127,6 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context())
 	req.Header.Set("Authorization", "Bearer "+tok)
 	return t.next.RoundTrip(req)
-}
-
-// timeoutTransport gives every attempt its own deadline, so a hung request
-// is abandoned (and, for a GET, retried by httpapi.Transport).
-type timeoutTransport struct {
-	next http.RoundTripper
-	d    time.Duration
-}
-
-func (t *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(req.Context(), t.d)
-	resp, err := t.next.RoundTrip(req.WithContext(ctx))
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
-	return resp, nil
-}
-
-type cancelBody struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (b *cancelBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.cancel()
-	return err
 }
 
 // appTokens issues and caches a GitHub App installation's access token,

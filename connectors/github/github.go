@@ -229,14 +229,11 @@ func New(name string, cfg Config, cred Credentials, deps Deps) (*Connector, erro
 	} else {
 		c.links = newMemLinks()
 	}
-	base := deps.Base
-	if base == nil {
-		base = http.DefaultTransport.(*http.Transport).Clone()
-	}
 	retry := &httpapi.Transport{
-		Base:          &timeoutTransport{next: base, d: time.Duration(cfg.Timeout)},
-		MaxConcurrent: cfg.MaxConcurrentRequests,
-		Backoff:       deps.RetryBackoff,
+		Base:           deps.Base,
+		AttemptTimeout: time.Duration(cfg.Timeout),
+		MaxConcurrent:  cfg.MaxConcurrentRequests,
+		Backoff:        deps.RetryBackoff,
 		OnWait: func(ev httpapi.WaitEvent) {
 			c.log.Info("github: waiting before retrying", "method", ev.Method, "path", ev.Path, "status", ev.Status,
 				"wait", ev.Wait.String(), "attempt", ev.Attempt, "asked_by_github", ev.FromServer)

@@ -66,6 +66,10 @@ type Transport struct {
 	Backoff time.Duration
 	// OnWait, when set, is called before every wait.
 	OnWait func(WaitEvent)
+	// AttemptTimeout, when set, bounds each attempt (until its answer's
+	// body is read or closed), so a hung answer is given up and, for a
+	// GET, retried; the waits between attempts are not counted.
+	AttemptTimeout time.Duration
 
 	once  sync.Once
 	slots chan struct{}
@@ -172,15 +176,22 @@ func (t *Transport) send(ctx context.Context, req *http.Request) (*http.Response
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	cancel := context.CancelFunc(func() {})
+	if t.AttemptTimeout > 0 {
+		var actx context.Context
+		actx, cancel = context.WithTimeout(ctx, t.AttemptTimeout)
+		req = req.WithContext(actx)
+	}
 	resp, err := t.base.RoundTrip(req)
 	if err != nil || resp.Body == nil {
+		cancel()
 		<-t.slots
 		return resp, err
 	}
 	// The slot is held until the body is read to its end or closed: a
 	// response being read is a request in flight. (Some clients, go-github
 	// among them, read an error body to the end and never close it.)
-	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { <-t.slots }}
+	resp.Body = &releaseBody{ReadCloser: resp.Body, release: func() { cancel(); <-t.slots }}
 	return resp, nil
 }
 

@@ -257,3 +257,27 @@ func TestTransportFreesSlotAtEOF(t *testing.T) {
 		// deliberately not closed
 	}
 }
+
+// AttemptTimeout gives up a hung attempt and retries a GET; the caller's
+// context is not what ends it.
+func TestTransportAttemptTimeout(t *testing.T) {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			<-r.Context().Done() // hang until the client gives up
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	client := &http.Client{Transport: &Transport{AttemptTimeout: 100 * time.Millisecond, Backoff: time.Millisecond}}
+	resp, err := client.Get(srv.URL)
+	if err != nil {
+		t.Fatalf("GET: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "ok" || n.Load() != 2 {
+		t.Fatalf("got %q after %d attempts, want ok after 2", b, n.Load())
+	}
+}

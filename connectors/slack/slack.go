@@ -152,14 +152,11 @@ func New(name string, cfg Config, opts Options) (*Connector, error) {
 	if now == nil {
 		now = time.Now
 	}
-	base := opts.Base
-	if base == nil {
-		base = http.DefaultTransport.(*http.Transport).Clone()
-	}
 	tr := &httpapi.Transport{
-		Base:          attemptTimeout{base: base, d: time.Duration(cfg.Timeout)},
-		MaxConcurrent: cfg.MaxConcurrentRequests,
-		Backoff:       opts.RetryBackoff,
+		Base:           opts.Base,
+		AttemptTimeout: time.Duration(cfg.Timeout),
+		MaxConcurrent:  cfg.MaxConcurrentRequests,
+		Backoff:        opts.RetryBackoff,
 		OnWait: func(ev httpapi.WaitEvent) {
 			log.Debug("slack: waiting before a retry", "method", ev.Method, "path", ev.Path, "status", ev.Status,
 				"wait", ev.Wait, "attempt", ev.Attempt, "asked_by_slack", ev.FromServer)
@@ -185,36 +182,6 @@ func New(name string, cfg Config, opts Options) (*Connector, error) {
 		c.readBackoff = opts.RetryBackoff
 	}
 	return c, nil
-}
-
-// attemptTimeout bounds each attempt of a request, so a hung answer is
-// given up and retried (reads) or reported (writes) while the waits the
-// shared transport makes between attempts are not cut short.
-type attemptTimeout struct {
-	base http.RoundTripper
-	d    time.Duration
-}
-
-func (t attemptTimeout) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(req.Context(), t.d)
-	resp, err := t.base.RoundTrip(req.WithContext(ctx))
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
-	return resp, nil
-}
-
-type cancelBody struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (b *cancelBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.cancel()
-	return err
 }
 
 // tokenToHeader moves the "token" field slack-go puts in every form body
