@@ -102,62 +102,21 @@ func (d *decoder) adminTokens(e entry) []AdminToken {
 		d.errorf(e.at, "admin.tokens must be a list of {name, secret, role}, got %s", kindOf(e.value))
 		return nil
 	}
+	roles := make([]string, len(seq.Values))
+	role := func(i int, where string) ([]field, func() bool) {
+		good := false
+		return []field{{key: "role", required: true, set: func(e entry) {
+			v, g := d.nonEmptyString(where+".role", e)
+			if g && v != RoleAdmin && v != RoleAuditor {
+				d.errorf(e.at, "%s %q must be %s (everything) or %s (read-only: status, plans, workers, audit log, exports, reports)", where+".role", v, RoleAdmin, RoleAuditor)
+				g = false
+			}
+			roles[i], good = v, g
+		}}}, func() bool { return good }
+	}
 	var out []AdminToken
-	names := map[string]bool{}
-	secrets := map[string]string{}
-	for i, item := range seq.Values {
-		ie := entry{keyPos: nodePos(item), at: nodePos(item), value: d.resolve(item)}
-		if ie.value == nil {
-			continue
-		}
-		where := fmt.Sprintf("admin.tokens[%d]", i)
-		if isNull(ie.value) {
-			d.errorf(ie.at, "%s must be a mapping {name, secret, role}, got null", where)
-			continue
-		}
-		t := AdminToken{src: d.src, line: ie.at.line, col: ie.at.col}
-		ok := true
-		d.block(where, ie, []field{
-			{key: "name", required: true, set: func(e entry) {
-				v, good := d.nonEmptyString(where+".name", e)
-				if good && !tokenName.MatchString(v) {
-					d.errorf(e.at, "%s %q must be letters, digits, '.', '-' and '_', starting with a letter or digit (it names the actor in the audit log)", where+".name", v)
-					good = false
-				}
-				if good && names[v] {
-					d.errorf(e.at, "%s: another admin token is already named %q", where+".name", v)
-					good = false
-				}
-				names[v] = true
-				t.Name, ok = v, ok && good
-			}},
-			{key: "secret", required: true, set: func(e entry) {
-				v, good := d.nonEmptyString(where+".secret", e)
-				if good && !strings.HasPrefix(v, "env:") && !strings.HasPrefix(v, "file:") {
-					// Never echo the value: it may be a pasted token.
-					d.errorf(e.at, "%s must be a reference env:NAME or file:PATH, not an inline value", where+".secret")
-					good = false
-				}
-				t.Secret, ok, t.secretAt = v, ok && good, e.at
-			}},
-			{key: "role", required: true, set: func(e entry) {
-				v, good := d.nonEmptyString(where+".role", e)
-				if good && v != RoleAdmin && v != RoleAuditor {
-					d.errorf(e.at, "%s %q must be %s (everything) or %s (read-only: status, plans, workers, audit log, exports, reports)", where+".role", v, RoleAdmin, RoleAuditor)
-					good = false
-				}
-				t.Role, ok = v, ok && good
-			}},
-		})
-		if !ok || t.Name == "" || t.Secret == "" || t.Role == "" {
-			continue
-		}
-		if other, dup := secrets[t.Secret]; dup {
-			d.errorf(t.secretAt, "%s: admin token %q uses the same secret %s as admin token %q; each token needs its own secret so the audit log names the right caller", where+".secret", t.Name, t.Secret, other)
-			continue
-		}
-		secrets[t.Secret] = t.Name
-		out = append(out, t)
+	for _, t := range d.tokenList(seq, tokenListSpec{what: "admin.tokens", shape: "{name, secret, role}", noun: "admin token", who: "caller", extra: role}) {
+		out = append(out, AdminToken{Name: t.name, Secret: t.secret, Role: roles[t.index], src: d.src, line: t.at.line, col: t.at.col, secretAt: t.secretAt})
 	}
 	return out
 }

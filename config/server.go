@@ -252,6 +252,38 @@ func (d *decoder) scimTokens(e entry) []SCIMToken {
 		return nil
 	}
 	var out []SCIMToken
+	for _, t := range d.tokenList(seq, tokenListSpec{what: "scim.tokens", shape: "{name, secret}", noun: "token", who: "client"}) {
+		out = append(out, SCIMToken{Name: t.name, Secret: t.secret, src: d.src, line: t.at.line, col: t.at.col})
+	}
+	return out
+}
+
+// tokenListSpec says how to word the problems of one list of tokens.
+type tokenListSpec struct {
+	what  string // "scim.tokens"
+	shape string // "{name, secret}"
+	noun  string // "token", "admin token"
+	who   string // who the name stands for in the audit log: "client", "caller"
+	// extra, when set, decodes the fields an entry has besides name and
+	// secret; it returns false when one of them is wrong.
+	extra func(i int, where string) (fields []field, ok func() bool)
+}
+
+// tokenEntry is what every token list shares: a name (the actor in the
+// audit log) and a secret reference, with their positions.
+type tokenEntry struct {
+	index        int
+	name, secret string
+	at, secretAt pos
+}
+
+// tokenList decodes a list of tokens: each a mapping with a name (letters,
+// digits, '.', '-', '_'; unique) and a secret that is an env:/file:
+// reference (never an inline value, never echoed; unique, so the audit log
+// names the right caller), plus spec.extra's fields. Entries with a
+// problem are reported and left out.
+func (d *decoder) tokenList(seq *ast.SequenceNode, spec tokenListSpec) []tokenEntry {
+	var out []tokenEntry
 	names := map[string]bool{}
 	secrets := map[string]string{}
 	for i, item := range seq.Values {
@@ -259,15 +291,14 @@ func (d *decoder) scimTokens(e entry) []SCIMToken {
 		if ie.value == nil {
 			continue
 		}
-		where := fmt.Sprintf("scim.tokens[%d]", i)
-		t := SCIMToken{src: d.src, line: ie.at.line, col: ie.at.col}
-		var secretAt pos
-		ok := true
+		where := fmt.Sprintf("%s[%d]", spec.what, i)
 		if isNull(ie.value) {
-			d.errorf(ie.at, "%s must be a mapping {name, secret}, got null", where)
+			d.errorf(ie.at, "%s must be a mapping %s, got null", where, spec.shape)
 			continue
 		}
-		d.block(where, ie, []field{
+		t := tokenEntry{index: i, at: ie.at}
+		ok := true
+		fields := []field{
 			{key: "name", required: true, set: func(e entry) {
 				v, good := d.nonEmptyString(where+".name", e)
 				if good && !tokenName.MatchString(v) {
@@ -275,11 +306,11 @@ func (d *decoder) scimTokens(e entry) []SCIMToken {
 					good = false
 				}
 				if good && names[v] {
-					d.errorf(e.at, "%s: another token is already named %q", where+".name", v)
+					d.errorf(e.at, "%s: another %s is already named %q", where+".name", spec.noun, v)
 					good = false
 				}
 				names[v] = true
-				t.Name, ok = v, ok && good
+				t.name, ok = v, ok && good
 			}},
 			{key: "secret", required: true, set: func(e entry) {
 				v, good := d.nonEmptyString(where+".secret", e)
@@ -288,17 +319,24 @@ func (d *decoder) scimTokens(e entry) []SCIMToken {
 					d.errorf(e.at, "%s must be a reference env:NAME or file:PATH, not an inline value", where+".secret")
 					good = false
 				}
-				t.Secret, ok, secretAt = v, ok && good, e.at
+				t.secret, ok, t.secretAt = v, ok && good, e.at
 			}},
-		})
-		if !ok || t.Name == "" || t.Secret == "" {
+		}
+		extraOK := func() bool { return true }
+		if spec.extra != nil {
+			var more []field
+			more, extraOK = spec.extra(i, where)
+			fields = append(fields, more...)
+		}
+		d.block(where, ie, fields)
+		if !ok || !extraOK() || t.name == "" || t.secret == "" {
 			continue
 		}
-		if other, dup := secrets[t.Secret]; dup {
-			d.errorf(secretAt, "%s: token %q uses the same secret %s as token %q; each token needs its own secret so the audit log names the right client", where+".secret", t.Name, t.Secret, other)
+		if other, dup := secrets[t.secret]; dup {
+			d.errorf(t.secretAt, "%s: %s %q uses the same secret %s as %s %q; each token needs its own secret so the audit log names the right %s", where+".secret", spec.noun, t.name, t.secret, spec.noun, other, spec.who)
 			continue
 		}
-		secrets[t.Secret] = t.Name
+		secrets[t.secret] = t.name
 		out = append(out, t)
 	}
 	return out
