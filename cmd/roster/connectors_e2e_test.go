@@ -198,6 +198,28 @@ func TestRealConnectorsUnderFaults(t *testing.T) {
 	if c := a.sl.Calls(); c.Throttled == 0 {
 		t.Errorf("the Slack fake injected no 429: %+v", c)
 	}
+	// Retry-After was honoured: no request answered 429 came again sooner
+	// than the second it asked for. (POSTs are left out: one URL, many
+	// invitations.)
+	reqs := a.gh.Requests()
+	waited := 0
+	for i, r := range reqs {
+		if r.Fault != "429" || r.Method == "POST" {
+			continue
+		}
+		for _, next := range reqs[i+1:] {
+			if next.Method == r.Method && next.Path == r.Path && next.Query == r.Query {
+				if gap := next.Time.Sub(r.Time); gap < 950*time.Millisecond {
+					t.Errorf("%s %s?%s was retried %v after a 429 with Retry-After: 1", r.Method, r.Path, r.Query, gap)
+				}
+				waited++
+				break
+			}
+		}
+	}
+	if waited == 0 {
+		t.Error("no request answered 429 by the GitHub fake was retried")
+	}
 	// Creating is not idempotent in either API: a lost answer must not
 	// become a second account or a second invitation.
 	seen := map[string]int{}
