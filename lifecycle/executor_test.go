@@ -503,3 +503,31 @@ func TestApproveKeepsMoverInGrace(t *testing.T) {
 		t.Errorf("transition %q after approval while removals wait, want mover", w.Transition)
 	}
 }
+
+// An app that asks to wait longer than maxRetryAfter gets no more
+// attempts in this run: the action fails (rate_limited) for the next run
+// to retry, and the command does not hang.
+func TestRetryGivesUpOnLongRetryAfter(t *testing.T) {
+	env := newEnv(t, envConfig{exec: ExecutorOptions{Concurrency: 1, MaxAttempts: 5, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond}})
+	calls := 0
+	long := &connectors.Error{Kind: connectors.RateLimited, Op: "invite", RetryAfter: time.Hour, Err: errors.New("over the cap")}
+	start := time.Now()
+	n, err := env.eng.retryCount(t.Context(), func() error { calls++; return long })
+	if calls != 1 || n != 1 || !errors.Is(err, long) {
+		t.Fatalf("%d calls, %d attempts, err %v; want 1 call returning the rate limit", calls, n, err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Fatalf("waited %v", time.Since(start))
+	}
+	short := &connectors.Error{Kind: connectors.RateLimited, Op: "grant", RetryAfter: 10 * time.Millisecond, Err: errors.New("slow down")}
+	calls = 0
+	if _, err := env.eng.retryCount(t.Context(), func() error {
+		calls++
+		if calls < 3 {
+			return short
+		}
+		return nil
+	}); err != nil || calls != 3 {
+		t.Fatalf("a short Retry-After: %d calls, err %v; want success on the 3rd", calls, err)
+	}
+}

@@ -500,9 +500,16 @@ func (e *Engine) Outbox(ctx context.Context) ([]OutboxItem, error) {
 	return items, err
 }
 
+// maxRetryAfter is the longest wait an app may ask for that the executor
+// sits out. An app that asks for more (GitHub's daily invitation cap) gets
+// the action reported as failed, rate_limited, and the next run or
+// reconcile tries again, instead of a command that hangs for an hour.
+const maxRetryAfter = 5 * time.Minute
+
 // retry runs fn until it succeeds, fails terminally, the context ends or
 // MaxAttempts is reached, sleeping with exponential backoff and jitter
-// (at least as long as a RateLimited error's RetryAfter) in between.
+// (at least as long as a RateLimited error's RetryAfter, up to
+// maxRetryAfter) in between.
 func (e *Engine) retry(ctx context.Context, fn func() error) error {
 	_, err := e.retryCount(ctx, fn)
 	return err
@@ -519,7 +526,9 @@ func (e *Engine) retryCount(ctx context.Context, fn func() error) (int, error) {
 			return attempt, err
 		}
 		d := backoff(attempt, e.exec.BackoffBase, e.exec.BackoffMax)
-		if ra := connectors.RetryAfter(err); ra > d {
+		if ra := connectors.RetryAfter(err); ra > maxRetryAfter {
+			return attempt, err
+		} else if ra > d {
 			d = ra
 		}
 		e.log.Debug("retrying after transient error", "wait", d, "attempt", attempt, "err", err)

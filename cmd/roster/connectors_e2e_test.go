@@ -52,6 +52,7 @@ func newAppsEnv(t *testing.T) *appsEnv {
       org: `+gh.Org()+`
       base_url: `+gh.URL+`/
       token: `+ghToken+`
+      teams: ["*"]
 `)
 	editFile(t, e.config, `  slack:
     type: memory

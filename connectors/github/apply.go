@@ -2,6 +2,7 @@ package github
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -255,6 +256,13 @@ func invitationRole(role string) string {
 func (c *Connector) invite(ctx context.Context, op string, opts *gh.CreateOrgInvitationOptions) (inv *gh.Invitation, ok bool, err error) {
 	inv, resp, err := c.gh.Organizations.CreateOrgInvitation(ctx, c.cfg.Org, opts)
 	if status(err) == http.StatusUnprocessableEntity {
+		var er *gh.ErrorResponse
+		if errors.As(err, &er) && strings.Contains(strings.ToLower(ghMessage(er)), "rate limit") {
+			// The org's daily invitation cap: not a refusal of this
+			// person; try again later.
+			return nil, false, &connectors.Error{Kind: connectors.RateLimited, Op: op + ": invite", RetryAfter: invitationCapWait,
+				Err: fmt.Errorf("GitHub: %s (the organisation's daily invitation limit)", ghMessage(er))}
+		}
 		return nil, false, nil
 	}
 	if err != nil {
@@ -346,7 +354,12 @@ func (c *Connector) create(ctx context.Context, op string, act connectors.Action
 		return c.save(op, &t, n)
 	}
 
-	// By e-mail.
+	// By e-mail: only when allowed, since GitHub never says which login
+	// accepts it, so Roster could not remove that person on leave.
+	if !c.cfg.InviteByEmail {
+		return connectors.Errorf(connectors.Invalid, op,
+			"HR has no githubUsername for %s: add it (Roster invites by login, so it can remove the same login on leave), or set invite_by_email: true to invite by e-mail", act.Person.Worker)
+	}
 	email := act.Person.Email
 	if email == "" {
 		return connectors.Errorf(connectors.Invalid, op, "neither githubUsername nor an e-mail to invite")

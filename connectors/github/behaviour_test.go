@@ -62,7 +62,7 @@ func TestFaultsRoundTrip(t *testing.T) {
 		Faults: githubfake.Faults{Rate429: 0.05, Rate5xx: 0.06, RateLost: 0.06, RateHang: 0.03, RetryAfter: -1, Seed: 7}})
 	// Built with New to shorten the transport's backoff (250ms by
 	// default) so the many retries take little time.
-	c, err := New("github", Config{Org: "piedpiper", Token: "env:GH_TOKEN", BaseURL: f.URL + "/", Timeout: Duration(150 * time.Millisecond)},
+	c, err := New("github", Config{Org: "piedpiper", Token: "env:GH_TOKEN", Teams: []string{"*"}, BaseURL: f.URL + "/", Timeout: Duration(150 * time.Millisecond)},
 		Credentials{Token: f.Token()}, Deps{DB: openDB(t), RetryBackoff: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -307,7 +307,7 @@ func TestConditionalSnapshot(t *testing.T) {
 // name, linked once HR supplies the login.
 func TestEmailInvitation(t *testing.T) {
 	f := newFake(t, githubfake.Options{Teams: suiteTeams, AnyUser: true})
-	c := open(t, setup{url: f.URL + "/", token: f.Token(), db: openDB(t)})
+	c := open(t, setup{url: f.URL + "/", token: f.Token(), db: openDB(t), extra: "invite_by_email: true\n"})
 	ctx := t.Context()
 	p := connectors.Person{Worker: "w-77", Email: "Dinesh@PiedPiper.com"}
 	applyRetrying(t, ctx, c, act(connectors.CreateAccount, p, connectors.Entitlement{}))
@@ -364,7 +364,7 @@ func TestEmailInvitation(t *testing.T) {
 // and creating the account invites again.
 func TestExpiredEmailInvitation(t *testing.T) {
 	f := newFake(t, githubfake.Options{Teams: suiteTeams})
-	c := open(t, setup{url: f.URL + "/", token: f.Token()})
+	c := open(t, setup{url: f.URL + "/", token: f.Token(), extra: "invite_by_email: true\n"})
 	ctx := t.Context()
 	p := connectors.Person{Worker: "w-88", Email: "gavin@hooli.com"}
 	applyRetrying(t, ctx, c, act(connectors.CreateAccount, p, connectors.Entitlement{}))
@@ -531,7 +531,7 @@ func (c *clock) add(d time.Duration) {
 }
 
 func appSettings(url, keyPath string) string {
-	return fmt.Sprintf("org: piedpiper\nbase_url: %s\napp: {app_id: 4242, installation_id: 77, private_key: \"file:%s\"}\n", url, keyPath)
+	return fmt.Sprintf("org: piedpiper\nbase_url: %s\nteams: [\"*\"]\napp: {app_id: 4242, installation_id: 77, private_key: \"file:%s\"}\n", url, keyPath)
 }
 
 func TestAppAuth(t *testing.T) {
@@ -636,11 +636,13 @@ func TestOpenSettings(t *testing.T) {
 		{"inline token", "org: piedpiper\ntoken: ghp_abcdef\n", "secret reference"},
 		{"unknown key", "org: piedpiper\ntoken: env:GH_TOKEN\ntokn: x\n", "tokn"},
 		{"bad team", "org: piedpiper\ntoken: env:GH_TOKEN\nteams: [Back End]\n", "teams[0]"},
-		{"bad url", "org: piedpiper\ntoken: env:GH_TOKEN\nbase_url: ftp://x/\n", "base_url"},
-		{"bad timeout", "org: piedpiper\ntoken: env:GH_TOKEN\ntimeout: soon\n", `duration "soon"`},
-		{"too concurrent", "org: piedpiper\ntoken: env:GH_TOKEN\nmax_concurrent_requests: 500\n", "max_concurrent_requests"},
-		{"unset secret", "org: piedpiper\ntoken: env:NOPE\n", "env:NOPE is not set"},
-		{"bad key", "org: piedpiper\napp: {app_id: 1, installation_id: 2, private_key: env:GH_TOKEN}\n", "private_key"},
+		{"no teams", "org: piedpiper\ntoken: env:GH_TOKEN\n", "teams: required"},
+		{"all and some", "org: piedpiper\ntoken: env:GH_TOKEN\nteams: [\"*\", backend]\n", "cannot be combined"},
+		{"bad url", "org: piedpiper\nteams: [\"*\"]\ntoken: env:GH_TOKEN\nbase_url: ftp://x/\n", "base_url"},
+		{"bad timeout", "org: piedpiper\nteams: [\"*\"]\ntoken: env:GH_TOKEN\ntimeout: soon\n", `duration "soon"`},
+		{"too concurrent", "org: piedpiper\nteams: [\"*\"]\ntoken: env:GH_TOKEN\nmax_concurrent_requests: 500\n", "max_concurrent_requests"},
+		{"unset secret", "org: piedpiper\nteams: [\"*\"]\ntoken: env:NOPE\n", "env:NOPE is not set"},
+		{"bad key", "org: piedpiper\nteams: [\"*\"]\napp: {app_id: 1, installation_id: 2, private_key: env:GH_TOKEN}\n", "private_key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Open(t.Context(), connectors.Env{Name: "github", Settings: yamlSettings(tc.settings),
@@ -653,7 +655,7 @@ func TestOpenSettings(t *testing.T) {
 			}
 		})
 	}
-	c, err := Open(t.Context(), connectors.Env{Name: "gh", Settings: yamlSettings("org: piedpiper\ntoken: env:GH_TOKEN\n"),
+	c, err := Open(t.Context(), connectors.Env{Name: "gh", Settings: yamlSettings("org: piedpiper\ntoken: env:GH_TOKEN\nteams: [\"*\"]\n"),
 		Secret: secrets(map[string]string{"GH_TOKEN": "x"})})
 	if err != nil {
 		t.Fatal(err)
@@ -666,10 +668,47 @@ func TestOpenSettings(t *testing.T) {
 
 func TestCheckErrorsAreClassified(t *testing.T) {
 	f := newFake(t, githubfake.Options{Teams: suiteTeams})
-	c := open(t, setup{url: f.URL + "/", token: f.Token(), settings: fmt.Sprintf("org: hooli\ntoken: env:GH_TOKEN\nbase_url: %s/\n", f.URL)})
+	c := open(t, setup{url: f.URL + "/", token: f.Token(), settings: fmt.Sprintf("org: hooli\ntoken: env:GH_TOKEN\nteams: [\"*\"]\nbase_url: %s/\n", f.URL)})
 	_, err := c.Check(t.Context())
 	var ce *connectors.Error
 	if !errors.As(err, &ce) || ce.Kind != connectors.NotFound {
 		t.Errorf("Check of an org the token cannot see: %v, want NotFound", err)
+	}
+}
+
+// The org's daily invitation cap (422 "Over invitation rate limit") is a
+// rate limit to wait out, not a refusal of the person.
+func TestInvitationCapIsRateLimited(t *testing.T) {
+	f := newFake(t, githubfake.Options{Teams: suiteTeams, AnyUser: true, InvitationCap: 1})
+	c := open(t, setup{url: f.URL + "/", token: f.Token()})
+	ctx := t.Context()
+	if err := c.Apply(ctx, act(connectors.CreateAccount, person(1), connectors.Entitlement{})); err != nil {
+		t.Fatalf("first invitation: %v", err)
+	}
+	err := c.Apply(ctx, act(connectors.CreateAccount, person(2), connectors.Entitlement{}))
+	if k := connectors.KindOf(err); k != connectors.RateLimited || connectors.RetryAfter(err) < time.Hour {
+		t.Fatalf("over the cap: %v (kind %s, retry after %s), want RateLimited for an hour or more", err, k, connectors.RetryAfter(err))
+	}
+	if !strings.Contains(err.Error(), "Over invitation rate limit") {
+		t.Errorf("the error does not carry GitHub's reason: %v", err)
+	}
+	if n := len(f.Invitations()); n != 1 {
+		t.Errorf("%d invitations, want 1", n)
+	}
+}
+
+// Without invite_by_email, a joiner without githubUsername is refused at
+// once (terminal), with what to do, and nobody is invited.
+func TestNoEmailInvitationByDefault(t *testing.T) {
+	f := newFake(t, githubfake.Options{Teams: suiteTeams})
+	c := open(t, setup{url: f.URL + "/", token: f.Token()})
+	p := person(5)
+	p.Attributes = nil
+	err := c.Apply(t.Context(), act(connectors.CreateAccount, p, connectors.Entitlement{}))
+	if connectors.KindOf(err) != connectors.Invalid || connectors.Retryable(err) || !strings.Contains(err.Error(), "githubUsername") {
+		t.Fatalf("got %v (kind %s), want a terminal Invalid naming githubUsername", err, connectors.KindOf(err))
+	}
+	if n := len(f.Invitations()); n != 0 {
+		t.Errorf("%d invitations sent", n)
 	}
 }

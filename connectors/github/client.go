@@ -244,6 +244,14 @@ func parsePrivateKey(pemText string) (*rsa.PrivateKey, error) {
 // classify turns a go-github error into a *connectors.Error named op.
 // A cancelled context comes back wrapped, unclassified, as the caller's own
 // doing.
+// secondaryLimitWait is how long to wait after a secondary rate limit
+// that names no wait, and invitationCapWait after GitHub's cap on
+// invitations per day ("Over invitation rate limit").
+const (
+	secondaryLimitWait = time.Minute
+	invitationCapWait  = time.Hour
+)
+
 func classify(op string, resp *gh.Response, err error) error {
 	if err == nil {
 		return nil
@@ -263,8 +271,12 @@ func classify(op string, resp *gh.Response, err error) error {
 	}
 	var are *gh.AbuseRateLimitError
 	if errors.As(err, &are) {
-		e := &connectors.Error{Kind: connectors.RateLimited, Op: op, Err: errors.New("secondary rate limit: " + are.Message)}
-		if are.RetryAfter != nil {
+		// GitHub: without retry-after, "wait for at least one minute
+		// before retrying"; hammering a secondary limit can get the
+		// integration banned.
+		e := &connectors.Error{Kind: connectors.RateLimited, Op: op, Err: errors.New("secondary rate limit: " + are.Message),
+			RetryAfter: secondaryLimitWait}
+		if are.RetryAfter != nil && *are.RetryAfter > 0 {
 			e.RetryAfter = *are.RetryAfter
 		}
 		return e

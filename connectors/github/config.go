@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -16,7 +17,7 @@ import (
 //	    org: piedpiper
 //	    token: env:GITHUB_TOKEN          # a PAT (classic: admin:org)…
 //	    # app: {app_id: 12345, installation_id: 678, private_key: file:/etc/roster/gh-app.pem}
-//	    teams: [engineering, infra]      # optional: the teams Roster manages (default: all)
+//	    teams: [engineering, infra]      # required: the teams Roster manages (["*"]: all)
 //	    base_url: https://api.github.com/   # GHES: https://HOST/api/v3/
 //	    max_concurrent_requests: 8
 //	    timeout: 30s
@@ -28,10 +29,18 @@ type Config struct {
 	Token string `json:"token,omitempty" yaml:"token,omitempty"`
 	// App authenticates as a GitHub App installation.
 	App *AppConfig `json:"app,omitempty" yaml:"app,omitempty"`
-	// Teams, when set, restricts the managed teams to these slugs: the
-	// snapshot reads only them and grants to any other team are refused.
-	// Empty: every team of the org.
+	// Teams lists the teams Roster manages, by slug: the snapshot reads
+	// only them, grants to any other team are refused, and a managed team
+	// loses every member no policy puts there. ["*"] manages every team
+	// of the org. Required: managing hand-run teams by accident would
+	// empty them.
 	Teams []string `json:"teams,omitempty" yaml:"teams,omitempty"`
+	// InviteByEmail lets a joiner whom HR gives no githubUsername be
+	// invited by work e-mail. Off by default: GitHub does not say which
+	// login accepts an e-mail invitation, so that account stays unlinked
+	// (and cannot be removed by Roster on leave) until HR supplies the
+	// githubUsername.
+	InviteByEmail bool `json:"invite_by_email,omitempty" yaml:"invite_by_email,omitempty"`
 	// BaseURL is the REST API root (default https://api.github.com/; for
 	// GitHub Enterprise Server https://HOST/api/v3/).
 	BaseURL string `json:"base_url,omitempty" yaml:"base_url,omitempty"`
@@ -66,6 +75,9 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // MarshalText writes the duration as time.Duration.String does.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// allTeams in the teams setting manages every team of the org.
+const allTeams = "*"
 
 const (
 	defaultBaseURL     = "https://api.github.com/"
@@ -106,8 +118,14 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("app.private_key: must be a secret reference (file:PATH or env:NAME)")
 		}
 	}
+	if slices.Contains(c.Teams, allTeams) && len(c.Teams) > 1 {
+		return fmt.Errorf(`teams: "*" (every team) cannot be combined with team slugs`)
+	}
 	seen := map[string]int{}
 	for i, t := range c.Teams {
+		if t == allTeams {
+			continue
+		}
 		if !teamSlug.MatchString(t) {
 			return fmt.Errorf("teams[%d]: %q is not a team slug (lower-case, as in the team's URL)", i, t)
 		}
@@ -142,6 +160,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("timeout: %s is negative", time.Duration(c.Timeout))
 	case c.Timeout == 0:
 		c.Timeout = Duration(defaultTimeout)
+	}
+	if len(c.Teams) == 0 {
+		return fmt.Errorf(`teams: required: list the teams Roster manages (members of a managed team that no policy names are removed), or ["*"] for every team of the org`)
 	}
 	return nil
 }

@@ -43,7 +43,9 @@
 // links live in memory and die with the connector.
 //
 // Account ids are the login, or "invitation:<id>" for an e-mail
-// invitation. Limitation: when an e-mail invitation is accepted, GitHub
+// invitation. E-mail invitations are sent only with invite_by_email: true
+// (a joiner without githubUsername is otherwise a terminal Invalid),
+// because when an e-mail invitation is accepted, GitHub
 // does not say which login accepted it. The connector tells an accepted
 // invitation from an expired one (GET /orgs/{org}/failed_invitations) and
 // reports the accepted one as an active account "invitation:<id>" with no
@@ -55,7 +57,7 @@
 // # Snapshot
 //
 // Members (GET /orgs/{org}/members, and ?role=admin for the owners), pending
-// invitations, the teams (all, or settings.teams) and the members of each
+// invitations, the teams (settings.teams, or all with ["*"]) and the members of each
 // managed team with their roles (?role=maintainer and ?role=member), 100 a
 // page following Link headers, up to max_concurrent_requests at a time.
 // Every GET is conditional: an in-memory cache per connector instance keeps
@@ -214,7 +216,7 @@ func New(name string, cfg Config, cred Credentials, deps Deps) (*Connector, erro
 	if c.now == nil {
 		c.now = time.Now
 	}
-	if len(cfg.Teams) > 0 {
+	if !slices.Contains(cfg.Teams, allTeams) {
 		c.managed = map[string]bool{}
 		for _, t := range cfg.Teams {
 			c.managed[t] = true

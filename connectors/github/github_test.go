@@ -99,6 +99,9 @@ func open(t testing.TB, s setup) *Connector {
 	}
 	if settings == "" {
 		settings = fmt.Sprintf("org: piedpiper\ntoken: env:GH_TOKEN\nbase_url: %s\ntimeout: %s\n%s", s.url, s.timeout, s.extra)
+		if !strings.Contains(s.extra, "teams:") {
+			settings += "teams: [\"*\"]\n"
+		}
 	}
 	env := map[string]string{"GH_TOKEN": s.token}
 	for k, v := range s.env {

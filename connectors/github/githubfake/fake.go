@@ -87,6 +87,10 @@ type Options struct {
 	// the window (0: one hour).
 	RateLimit  int
 	RateWindow time.Duration
+	// InvitationCap, when positive, is how many invitations the org may
+	// send: the next one is refused with GitHub's 422 "Over invitation
+	// rate limit" (GitHub caps invitations per day).
+	InvitationCap int
 	// Faults are injected from the start; see SetFaults.
 	Faults Faults
 	// Now is the fake's clock (time.Now when nil): token expiry, the
@@ -196,6 +200,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	opts       Options
+	invited    int // invitations made, for InvitationCap
 	now        func() time.Time
 	token      string
 	org        string

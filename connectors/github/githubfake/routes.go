@@ -474,6 +474,11 @@ func (s *Server) createInvitation(w http.ResponseWriter, r *http.Request) {
 	if in.InviteeID != nil {
 		login = u.login
 	}
+	if s.opts.InvitationCap > 0 && s.invited >= s.opts.InvitationCap {
+		invalid(w, "Validation Failed", fieldError{Resource: "OrganizationInvitation", Field: "data", Code: "unprocessable", Message: "Over invitation rate limit"})
+		return
+	}
+	s.invited++
 	inv := s.newInvitation(login, email, role, slices.Clone(in.TeamIDs))
 	target := login
 	if target == "" {
