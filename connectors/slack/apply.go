@@ -350,6 +350,28 @@ func (c *Connector) enableGroup(ctx context.Context, handle, id, op string) erro
 	return nil
 }
 
+// currentGroup is g as it is now, for a caller that holds g's lock: what
+// another change of this instance did while the caller waited for the lock
+// (a grant that enabled the group), and, when the group still looks
+// disabled, what Slack says (an admin may have enabled it by hand and
+// added people since the last read). Writing the list of a group believed
+// disabled replaces it, so that belief is checked first.
+func (c *Connector) currentGroup(ctx context.Context, g groupRef, handle, op string) (groupRef, error) {
+	if cur, ok := c.groupRef(handle); ok && cur.id == g.id {
+		g = cur
+	}
+	if !g.disabled {
+		return g, nil
+	}
+	if _, err := c.listGroups(ctx, false); err != nil {
+		return g, fmt.Errorf("%s: %w", op, err)
+	}
+	if cur, ok := c.groupRef(handle); ok && cur.id == g.id {
+		g = cur
+	}
+	return g, nil
+}
+
 // addToGroup adds uid to the group: read the list, add, write it back.
 // A disabled group grants nothing: its list (the last member Roster could
 // not remove) is replaced by uid alone, then the group is enabled again.
@@ -359,6 +381,9 @@ func (c *Connector) addToGroup(ctx context.Context, uid, handle, op string) erro
 		return err
 	}
 	defer c.lockGroup(g.id)()
+	if g, err = c.currentGroup(ctx, g, handle, op); err != nil {
+		return err
+	}
 	if !g.disabled {
 		users, err := c.groupUsers(ctx, handle, g.id, op)
 		if err != nil {
@@ -413,10 +438,13 @@ func (c *Connector) removeFromGroup(ctx context.Context, uid, handle, op string)
 	if err != nil {
 		return err
 	}
+	defer c.lockGroup(g.id)()
+	if g, err = c.currentGroup(ctx, g, handle, op); err != nil {
+		return err
+	}
 	if g.disabled {
 		return nil
 	}
-	defer c.lockGroup(g.id)()
 	users, err := c.groupUsers(ctx, handle, g.id, op)
 	if err != nil {
 		return err
