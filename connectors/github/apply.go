@@ -350,7 +350,7 @@ func (c *Connector) create(ctx context.Context, op string, act connectors.Action
 			}
 			return c.save(op, &t, n)
 		}
-		n.Login, n.State, n.Role, n.Invitation, n.Teams = login, stateInvited, role, inv.GetID(), nil
+		n.Login, n.State, n.Role, n.Invitation, n.Teams, n.UserID = login, stateInvited, role, inv.GetID(), nil, id
 		return c.save(op, &t, n)
 	}
 

@@ -712,3 +712,51 @@ func TestNoEmailInvitationByDefault(t *testing.T) {
 		t.Errorf("%d invitations sent", n)
 	}
 }
+
+// A member who renames their login is followed by user id: the snapshot
+// reports the new login as the same worker's account, and the leaver is
+// removed under it (the old login answers 404, which must not pass for
+// "already removed").
+func TestRenamedLoginIsFollowed(t *testing.T) {
+	f := newFake(t, githubfake.Options{Teams: suiteTeams, AnyUser: true, AutoAccept: true})
+	c := open(t, setup{url: f.URL + "/", token: f.Token(), db: openDB(t)})
+	ctx := t.Context()
+	p := person(1)
+	old := p.Attributes["githubUsername"]
+	if err := c.Apply(ctx, act(connectors.CreateAccount, p, connectors.Entitlement{})); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Apply(ctx, act(connectors.Grant, p, team("backend", ""))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Snapshot(ctx); err != nil { // learns the user id
+		t.Fatal(err)
+	}
+	if err := f.RenameUser(old, old+"-renamed"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acct *connectors.AccountState
+	for i, a := range st.Accounts {
+		if a.Worker == p.Worker {
+			acct = &st.Accounts[i]
+		}
+	}
+	if acct == nil || string(acct.ID) != old+"-renamed" || len(acct.Entitlements) != 1 {
+		t.Fatalf("after the rename the worker's account is %+v, want %s-renamed with team/backend", acct, old)
+	}
+	leave := act(connectors.SuspendAccount, p, connectors.Entitlement{})
+	leave.Account = acct.ID
+	if err := c.Apply(ctx, leave); err != nil {
+		t.Fatal(err)
+	}
+	if _, still := f.Members()[old+"-renamed"]; still {
+		t.Errorf("the renamed leaver is still a member: %v", f.Members())
+	}
+	if _, still := f.TeamMembers("backend")[old+"-renamed"]; still {
+		t.Errorf("the renamed leaver is still in team backend")
+	}
+}

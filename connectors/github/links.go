@@ -42,6 +42,9 @@ type link struct {
 	Email  string              `json:"email,omitempty"`
 	// Login is the GitHub login as GitHub spells it, when known.
 	Login string `json:"login,omitempty"`
+	// UserID is GitHub's id of the user, which survives a rename of the
+	// login; 0 until known.
+	UserID int64 `json:"userId,omitempty"`
 	// Invitation is the id of the invitation Roster sent last, if any.
 	Invitation int64     `json:"invitation,omitempty"`
 	State      linkState `json:"state"`

@@ -71,8 +71,9 @@ func parallel(ctx context.Context, n int, tasks []func(ctx context.Context) erro
 
 // orgView is what one snapshot read from GitHub.
 type orgView struct {
-	members []string        // logins, as GitHub spells them
-	admins  map[string]bool // lower-cased logins
+	members []string         // logins, as GitHub spells them
+	ids     map[int64]string // user id → login, for members
+	admins  map[string]bool  // lower-cased logins
 	invites []*gh.Invitation
 	// teams: lower-cased login → managed team memberships
 	teams map[string][]connectors.Entitlement
@@ -109,7 +110,7 @@ func (c *Connector) Snapshot(ctx context.Context) (*connectors.State, error) {
 // read fetches everything a snapshot needs from GitHub.
 func (c *Connector) read(ctx context.Context, op string) (*orgView, error) {
 	org := c.cfg.Org
-	v := &orgView{admins: map[string]bool{}, teams: map[string][]connectors.Entitlement{}}
+	v := &orgView{ids: map[int64]string{}, admins: map[string]bool{}, teams: map[string][]connectors.Entitlement{}}
 	var (
 		slugs []string
 		mu    sync.Mutex
@@ -124,6 +125,7 @@ func (c *Connector) read(ctx context.Context, op string) (*orgView, error) {
 			}
 			for _, u := range users {
 				v.members = append(v.members, u.GetLogin())
+				v.ids[u.GetID()] = u.GetLogin()
 			}
 			return nil
 		},
@@ -262,6 +264,24 @@ func (c *Connector) assemble(ctx context.Context, op string, v *orgView, links [
 	}
 	st := &connectors.State{App: c.name, Accounts: make([]connectors.AccountState, 0, len(v.members)+len(v.invites))}
 	memberSet := make(map[string]bool, len(v.members))
+	idOf := make(map[string]int64, len(v.ids))
+	for id, login := range v.ids {
+		idOf[strings.ToLower(login)] = id
+	}
+	// A member renamed on GitHub keeps their user id: follow the link to
+	// the new login, so the leaver is removed under it (the old login now
+	// answers 404, which would look like "already removed").
+	for _, l := range links {
+		if l.UserID == 0 || l.Login == "" {
+			continue
+		}
+		now, ok := v.ids[l.UserID]
+		if !ok || strings.EqualFold(now, l.Login) || byKey[strings.ToLower(now)] != nil {
+			continue
+		}
+		byKey[strings.ToLower(now)] = l
+		delete(byKey, l.key())
+	}
 
 	for _, login := range v.members {
 		k := strings.ToLower(login)
@@ -274,10 +294,11 @@ func (c *Connector) assemble(ctx context.Context, op string, v *orgView, links [
 		if l := byKey[k]; l != nil {
 			used[l] = true
 			a.Worker, a.Email = l.Worker, l.Email
-			if l.State != stateMember || l.Invitation != 0 || len(l.Teams) > 0 || l.Role != a.Role || l.Login != login {
+			id := idOf[k]
+			if l.State != stateMember || l.Invitation != 0 || len(l.Teams) > 0 || l.Role != a.Role || l.Login != login || l.UserID != id {
 				role := a.Role
 				change(l, func(n *link) {
-					n.State, n.Invitation, n.Teams, n.Role, n.Login = stateMember, 0, nil, role, login
+					n.State, n.Invitation, n.Teams, n.Role, n.Login, n.UserID = stateMember, 0, nil, role, login, id
 				})
 			}
 		}

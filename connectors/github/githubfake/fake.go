@@ -394,6 +394,44 @@ func (s *Server) RemoveMember(login string) bool {
 	return s.removeMemberLocked(strings.ToLower(login))
 }
 
+// RenameUser changes a user's login, as a person can on GitHub: the user
+// id, org membership, team memberships and invitations stay theirs.
+func (s *Server) RenameUser(old, renamed string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ok, nk := strings.ToLower(old), strings.ToLower(renamed)
+	u := s.users[ok]
+	switch {
+	case u == nil:
+		return fmt.Errorf("githubfake: no user %q", old)
+	case !loginRE.MatchString(renamed):
+		return fmt.Errorf("githubfake: %q is not a login", renamed)
+	case s.users[nk] != nil:
+		return fmt.Errorf("githubfake: login %q is taken", renamed)
+	}
+	delete(s.users, ok)
+	u.login = renamed
+	s.users[nk] = u
+	move := func(m map[string]string) {
+		if v, had := m[ok]; had {
+			delete(m, ok)
+			m[nk] = v
+		}
+	}
+	move(s.members)
+	move(s.former)
+	for _, t := range s.teams {
+		move(t.members)
+		move(t.pending)
+	}
+	for _, inv := range s.invites {
+		if strings.EqualFold(inv.Login, old) {
+			inv.Login = renamed
+		}
+	}
+	return nil
+}
+
 // SetTwoFactor sets whether login has two-factor authentication enabled
 // (new users have).
 func (s *Server) SetTwoFactor(login string, enabled bool) {
