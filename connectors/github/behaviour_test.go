@@ -582,6 +582,7 @@ func TestCheck(t *testing.T) {
 		{name: "pat read:org", opts: githubfake.Options{Scopes: []string{"read:org", "repo"}}, want: []string{"scope admin:org"}},
 		{name: "pat without scopes", opts: githubfake.Options{Scopes: []string{}}, want: []string{"scope admin:org"}},
 		{name: "unknown team", extra: "teams: [backend, nosuch]\n", want: []string{`team "nosuch"`}},
+		{name: "child teams", extra: "teams: [backend, frontend]\n", want: []string{`managed team "backend" has child teams (backend-api)`}},
 		{name: "app members write", app: true, opts: githubfake.Options{App: &githubfake.App{Members: "write"}}, want: nil},
 		{name: "app members read", app: true, opts: githubfake.Options{App: &githubfake.App{Members: "read"}}, want: []string{"Members: read & write"}},
 		{name: "app no members", app: true, opts: githubfake.Options{App: &githubfake.App{}}, want: []string{"Members: read & write"}},
@@ -594,6 +595,9 @@ func TestCheck(t *testing.T) {
 				opts.App.ID, opts.App.InstallationID, opts.App.PublicKey = 4242, 77, &key.PublicKey
 			}
 			f := newFake(t, opts)
+			if tc.name == "child teams" {
+				f.AddChildTeam("backend-api", "backend")
+			}
 			s := setup{url: f.URL + "/", token: f.Token(), extra: tc.extra}
 			if tc.token != "" {
 				s.token = tc.token

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"maps"
 	"slices"
 	"strings"
 
@@ -73,17 +74,40 @@ func orNone(s string) string {
 }
 
 func (c *Connector) checkTeams(ctx context.Context, op string, missing []string) ([]string, error) {
-	if c.managed == nil {
-		return missing, nil
-	}
-	unknown, err := c.UnknownTeams(ctx, c.managedList())
+	teams, err := c.allTeams(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, classify(op+": list teams", nil, err)
 	}
-	for _, s := range unknown {
-		missing = append(missing, fmt.Sprintf("team %q (settings teams) does not exist in organisation %s", s, c.cfg.Org))
+	if c.managed != nil {
+		unknown, err := c.UnknownTeams(ctx, c.managedList())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		for _, s := range unknown {
+			missing = append(missing, fmt.Sprintf("team %q (settings teams) does not exist in organisation %s", s, c.cfg.Org))
+		}
+	}
+	// GitHub lists the members of child teams as members of the parent,
+	// and removing such a member from the parent does nothing: Roster can
+	// manage only teams without children.
+	children := map[string][]string{}
+	for _, t := range teams {
+		if p := t.GetParent(); p != nil && c.manages(p.GetSlug()) {
+			children[p.GetSlug()] = append(children[p.GetSlug()], t.GetSlug())
+		}
+	}
+	for _, parent := range slices.Sorted(maps.Keys(children)) {
+		kids := children[parent]
+		slices.Sort(kids)
+		missing = append(missing, fmt.Sprintf("managed team %q has child teams (%s), whose members GitHub reports as members of %q: manage the child teams instead, or remove %q from settings teams",
+			parent, strings.Join(kids, ", "), parent, parent))
 	}
 	return missing, nil
+}
+
+// manages reports whether slug is a managed team.
+func (c *Connector) manages(slug string) bool {
+	return c.managed == nil || c.managed[slug]
 }
 
 // UnknownTeams returns, sorted, the slugs among slugs that name no team

@@ -233,6 +233,7 @@ type user struct {
 type team struct {
 	id      int64
 	slug    string
+	parent  string // the parent team's slug, "" for a top-level team
 	members map[string]string // lower-cased login → member|maintainer
 	pending map[string]string // invited users' pending team memberships
 }
@@ -319,6 +320,18 @@ func (s *Server) AddTeam(slug string) int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.addTeamLocked(slug).id
+}
+
+// AddChildTeam creates team slug as a child of team parent (both created
+// if missing). GitHub lists a child team's members as members of the
+// parent too.
+func (s *Server) AddChildTeam(slug, parent string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.addTeamLocked(parent)
+	t := s.addTeamLocked(slug)
+	t.parent = p.slug
+	return t.id
 }
 
 func (s *Server) addTeamLocked(slug string) *team {

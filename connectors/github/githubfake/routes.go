@@ -753,12 +753,21 @@ func (s *Server) teamOrganization() map[string]any {
 }
 
 func (s *Server) teamJSON(t *team) map[string]any {
+	m := s.teamSimple(t)
+	m["parent"], m["type"], m["organization_id"] = nil, "organization", s.orgID
+	if p := s.teams[t.parent]; t.parent != "" && p != nil {
+		m["parent"] = s.teamSimple(p)
+	}
+	return m
+}
+
+// teamSimple is GitHub's team-simple object (a team's parent).
+func (s *Server) teamSimple(t *team) map[string]any {
 	base := fmt.Sprintf("%s/organizations/%d/team/%d", apiURL, s.orgID, t.id)
 	return map[string]any{
 		"id": t.id, "node_id": fmt.Sprintf("MDQ6VGVhbT%d", t.id), "url": base, "html_url": "https://github.com/orgs/" + s.org + "/teams/" + t.slug,
 		"name": t.slug, "slug": t.slug, "description": nil, "privacy": "closed", "notification_setting": "notifications_enabled",
 		"permission": "pull", "members_url": base + "/members{/member}", "repositories_url": base + "/repos",
-		"parent": nil, "type": "organization", "organization_id": s.orgID,
 	}
 }
 
