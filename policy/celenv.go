@@ -352,6 +352,12 @@ type expr struct {
 	memo memo[tplResult]
 }
 
+// maxEvalCost bounds the work of one evaluation of one expression (CEL
+// cost units, about one per operation): a condition that loops over lists
+// inside loops stops with an error (the role does not match, with a
+// warning) instead of holding a CPU. Real conditions cost a few hundred.
+const maxEvalCost = 1_000_000
+
 // compileExpr parses and type-checks text, which must have type want.
 func compileExpr(env *cel.Env, text string, want *types.Type, what string) (*expr, []celIssue) {
 	checked, iss := env.Compile(text)
@@ -365,7 +371,7 @@ func compileExpr(env *cel.Env, text string, want *types.Type, what string) (*exp
 	if !checked.OutputType().IsExactType(want) {
 		return nil, []celIssue{{line: 1, col: 0, msg: fmt.Sprintf("%s must be of type %s, but this expression has type %s", what, typeName(want), typeName(checked.OutputType()))}}
 	}
-	prg, err := env.Program(checked, cel.EvalOptions(cel.OptOptimize))
+	prg, err := env.Program(checked, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(maxEvalCost))
 	if err != nil {
 		return nil, []celIssue{{line: 1, col: 0, msg: err.Error()}}
 	}

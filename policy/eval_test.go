@@ -399,3 +399,34 @@ func TestEntitlementRoleResolved(t *testing.T) {
 		t.Errorf("entitlements = %v, want %v", got, want)
 	}
 }
+
+// A condition that loops inside loops stops at the cost limit: the role
+// does not match and the evaluation says why, instead of holding a CPU
+// (the admin API runs uploaded what-if policies).
+func TestCELCostLimit(t *testing.T) {
+	policy := `version: 1
+roles:
+  - name: greedy
+    when: 'LIST.all(a, LIST.all(b, LIST.all(c, a + b + c >= 0)))'
+    grants: {okta: [app/x]}
+  - name: plain
+    when: worker.title == "Staff Engineer"
+    grants: {okta: [app/y]}
+`
+	policy = strings.ReplaceAll(policy, "LIST", "[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115, 116, 117, 118, 119]")
+	s, err := LoadBytes("cost.yaml", []byte(policy), Options{Catalog: testCatalog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	res := evaluate(t, s, Worker{ID: "w-1", Title: "Staff Engineer"}, june)
+	if took := time.Since(start); took > 30*time.Second {
+		t.Fatalf("evaluation took %v", took)
+	}
+	if got := roleNames(res); !slices.Equal(got, []string{"plain"}) {
+		t.Errorf("roles = %v, want only plain", got)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "cost") {
+		t.Errorf("warnings = %q, want one about the cost limit", res.Warnings)
+	}
+}

@@ -742,3 +742,58 @@ func TestAdminAPIErrors(t *testing.T) {
 		}
 	}
 }
+
+// Anonymous callers cannot grow the audit log at will: refusals are
+// recorded in a burst and then one a second, with the number left out,
+// and a recorded path is cut short.
+func TestAdminAPIRefusalsAreThrottled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const adminTok = "admin-secret-0123456789abcdefghijklmnop"
+	editFile(t, e.config, "env:ROSTER_SCIM_TOKEN", writeSecret(t, e.dir, "scim-token", "scim-secret-0123456789abcdefghijklmnopq"))
+	cfg, err := os.ReadFile(e.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = regexp.MustCompile(`(?m)^admin:\n(  #.*\n)*`).ReplaceAll(cfg, []byte(fmt.Sprintf("admin:\n  tokens:\n    - {name: ops, secret: %s, role: admin}\n",
+		writeSecret(t, e.dir, "admin-token", adminTok))))
+	if err := os.WriteFile(e.config, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base, _ := inProcessServe(t, e)
+	long := "/api/v1/" + strings.Repeat("A", 20000)
+	for range 200 {
+		if code, _ := apiCall(t, http.MethodGet, base+long, "wrong-token"); code != http.StatusUnauthorized {
+			t.Fatalf("anonymous call: %d, want 401", code)
+		}
+	}
+	r := e.must(0, "--server", base, "--token", adminTok, "audit", "export", "--type", "api.refused")
+	recs := exportRecords(t, r.stdout)
+	if len(recs) < refusalBurst || len(recs) > refusalBurst+5 {
+		t.Errorf("%d refusals recorded for 200 calls within a moment, want about %d", len(recs), refusalBurst)
+	}
+	for _, rec := range recs {
+		if d, _ := rec["details"].(map[string]any); len(fmt.Sprint(d["path"])) > maxAuditPath+len("…") {
+			t.Fatalf("a recorded path is %d bytes long", len(fmt.Sprint(d["path"])))
+		}
+	}
+}
+
+func TestRefusalLimiter(t *testing.T) {
+	var l refusalLimiter
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	for i := range refusalBurst {
+		if ok, _ := l.allow(now); !ok {
+			t.Fatalf("refusal %d of the burst turned down", i+1)
+		}
+	}
+	for range 10 {
+		if ok, _ := l.allow(now); ok {
+			t.Fatal("a refusal past the burst was allowed at once")
+		}
+	}
+	ok, n := l.allow(now.Add(1500 * time.Millisecond))
+	if !ok || n != 10 {
+		t.Fatalf("a second later: allowed %v, %d not recorded; want true, 10", ok, n)
+	}
+}

@@ -89,6 +89,11 @@ type adminAPI struct {
 	// until then even if their caller goes away, and no longer.
 	stopping <-chan struct{}
 
+	// planSlot lets one plan run at a time.
+	planSlot chan struct{}
+	// refusals throttles the audit records of refused calls.
+	refusals refusalLimiter
+
 	mu      sync.Mutex
 	running int
 	closed  bool
@@ -96,7 +101,7 @@ type adminAPI struct {
 }
 
 func newAdminAPI(b *localBackend, tokens []apiToken, stopping <-chan struct{}, log *slog.Logger) *adminAPI {
-	a := &adminAPI{b: b, tokens: tokens, stopping: stopping, log: log}
+	a := &adminAPI{b: b, tokens: tokens, stopping: stopping, log: log, planSlot: make(chan struct{}, 1)}
 	a.idle = sync.NewCond(&a.mu)
 	mux := http.NewServeMux()
 	read := func(pattern string, h apiHandler) { mux.Handle(pattern, a.allow(false, h)) }
@@ -206,6 +211,10 @@ func socketCaller(r *http.Request) (caller, bool) {
 		name = u.Username
 	}
 	c := caller{actor: "socket:" + name, role: roleAdmin, via: "socket"}
+	if !p.known && peerUIDAlways {
+		c.actor, c.role = "socket:unknown", ""
+		return c, false
+	}
 	if p.known && p.uid != os.Getuid() && p.uid != 0 {
 		c.role = ""
 		return c, false
@@ -240,20 +249,76 @@ func (a *adminAPI) serve(auth func(*http.Request) (caller, bool)) http.Handler {
 	})
 }
 
-// audit records one answered call.
+// audit records one answered call. Refused calls are recorded at most
+// refusalBurst at once and then one a second, with the number left out:
+// anonymous callers must not be able to grow the (never pruned) log at
+// will. A recorded path is cut to maxAuditPath bytes.
 func (a *adminAPI) audit(r *http.Request, c caller, status int) {
 	typ := "api.call"
+	var suppressed int
 	if status == http.StatusUnauthorized || status == http.StatusForbidden {
 		typ = "api.refused"
+		var ok bool
+		if ok, suppressed = a.refusals.allow(time.Now()); !ok {
+			return
+		}
 	}
-	rec := &audit.Record{Type: typ, Actor: c.actor, Message: r.Method + " " + r.URL.Path,
-		Details: map[string]string{"method": r.Method, "path": r.URL.Path, "status": strconv.Itoa(status), "via": c.via}}
+	path := r.URL.Path
+	if len(path) > maxAuditPath {
+		path = strings.ToValidUTF8(path[:maxAuditPath], "") + "…"
+	}
+	rec := &audit.Record{Type: typ, Actor: c.actor, Message: r.Method + " " + path,
+		Details: map[string]string{"method": r.Method, "path": path, "status": strconv.Itoa(status), "via": c.via}}
 	if c.role != "" {
 		rec.Details["role"] = c.role
+	}
+	if c.via != "socket" && r.RemoteAddr != "" {
+		rec.Details["remote"] = r.RemoteAddr
+	}
+	if suppressed > 0 {
+		rec.Details["refusals_not_recorded"] = strconv.Itoa(suppressed)
 	}
 	if _, err := a.b.s.engine.Audit().Append(context.WithoutCancel(r.Context()), rec); err != nil {
 		a.log.Error("audit an admin API call", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
+}
+
+// Limits of the admin API.
+const (
+	maxAuditPath    = 256              // bytes of a path kept in an audit record
+	maxPlanTime     = 10 * time.Minute // one plan (reads every app)
+	maxCheckTimeout = 2 * time.Minute  // one app's connectors check
+	refusalBurst    = 30               // refusals recorded at once
+)
+
+// refusalLimiter is a token bucket for audit records of refused calls:
+// refusalBurst at once, then one a second; it counts what it turned down.
+type refusalLimiter struct {
+	mu         sync.Mutex
+	tokens     float64
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether a refusal at now may be recorded and, if so, how
+// many were turned down since the last one recorded.
+func (l *refusalLimiter) allow(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last.IsZero() {
+		l.tokens = refusalBurst
+	} else {
+		l.tokens = min(refusalBurst, l.tokens+now.Sub(l.last).Seconds())
+	}
+	l.last = now
+	if l.tokens < 1 {
+		l.suppressed++
+		return false, 0
+	}
+	l.tokens--
+	n := l.suppressed
+	l.suppressed = 0
+	return true, n
 }
 
 // begin counts a call in; false once the API is closed.
@@ -410,9 +475,10 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool
 
 func (a *adminAPI) checkConnectors(w http.ResponseWriter, r *http.Request, c caller) {
 	timeout, err := time.ParseDuration(r.URL.Query().Get("timeout"))
-	if err != nil || timeout <= 0 {
-		timeout = 30 * time.Second
+	if err != nil || timeout <= 0 || timeout > maxCheckTimeout {
+		timeout = min(max(timeout, 30*time.Second), maxCheckTimeout)
 	}
+	noWriteDeadline(w)
 	res, err := a.b.CheckConnectors(r.Context(), r.URL.Query()["name"], timeout)
 	answer(w, res, err, http.StatusInternalServerError)
 }
@@ -433,7 +499,19 @@ func (a *adminAPI) plan(w http.ResponseWriter, r *http.Request, c caller) {
 			proposed.Files = []proposedFile{} // never read a path of the server's
 		}
 	}
-	p, err := a.b.Plan(r.Context(), proposed)
+	// A plan reads every app: it may outlast the listener's write
+	// timeout. Plans run one at a time (each is a full snapshot of every
+	// app, against their rate limits) and no longer than maxPlanTime.
+	noWriteDeadline(w)
+	select {
+	case a.planSlot <- struct{}{}:
+		defer func() { <-a.planSlot }()
+	case <-r.Context().Done():
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), maxPlanTime)
+	defer cancel()
+	p, err := a.b.Plan(ctx, proposed)
 	if err != nil {
 		p = nil
 	}

@@ -23,8 +23,8 @@ func newConnectorsCmd(g *globals) *cobra.Command {
 		Short: "Prove each connector's credentials work and list missing permissions (read-only)",
 		Long: `Check makes read-only calls to each configured app (or only the ones named)
 and reports whether its credentials work and which permissions or scopes
-are missing. Nothing is changed in any app and nothing is written to the
-audit log.
+are missing. Nothing is changed in any app. (Through a running server the
+call itself is audited, as every admin API call is.)
 
 A connector that has no dedicated check is checked by reading its state
 (the same read a plan makes). When the policy loads, every resource it grants

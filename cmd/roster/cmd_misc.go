@@ -24,7 +24,7 @@ func newHRCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "hr", Short: "Load HR records"}
 	imp := &cobra.Command{
 		Use:   "import FILE.csv",
-		Short: "Import workers from a CSV file (upsert; nothing is applied to apps)",
+		Short: "Import workers from a CSV file (upsert; applied to apps only by a running server)",
 		Long: `Import reads HR records from a CSV file and stores them: new workers are
 joiners (pending until their start date), changed ones may be movers,
 active=false or a past end date makes a leaver, and a returning leaver is a
@@ -38,7 +38,10 @@ Dates are YYYY-MM-DD in the company timezone. manager is the manager's id.
 Workers missing from the file are left as they are. A file with any bad row
 is rejected whole, with the line and column of each problem.
 
-Import changes no app: run ` + "`roster plan`" + ` and ` + "`roster apply`" + ` next.`,
+Without a running server, import changes no app: run ` + "`roster plan`" + ` and
+` + "`roster apply`" + ` next. With ` + "`roster serve`" + ` running on the data dir, the import goes
+through it and, as for SCIM changes, the server plans and carries out the
+changed workers at once (safety thresholds still hold).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			data, err := os.ReadFile(args[0])

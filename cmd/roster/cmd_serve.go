@@ -34,6 +34,10 @@ import (
 // outbox.
 const shutdownTimeout = 10 * time.Second
 
+// maxHeaderBytes bounds a request's header (a URL included): SCIM and
+// admin clients send small ones.
+const maxHeaderBytes = 64 << 10
+
 // minTokenLength is the length below which serve warns about a SCIM token.
 const minTokenLength = 20
 
@@ -155,6 +159,9 @@ func (g *globals) serve(ctx context.Context, stdout, stderr io.Writer, o serveOp
 	mux := http.NewServeMux()
 	if len(tokens) > 0 {
 		mux.Handle(apiBase+"/", api.serve(api.tokenCaller))
+		if host, _, _ := net.SplitHostPort(addr); tlsConf == nil && !isLoopbackHost(host) {
+			log.Warn("the admin API is served without TLS on a non-loopback address: admin and auditor tokens would cross the network in cleartext; set server.tls or put a TLS-terminating proxy in front", "listen", addr)
+		}
 	}
 	if cfg.SCIM != nil {
 		h, err := g.scimHandler(s, cfg, log)
@@ -208,6 +215,7 @@ func (g *globals) serve(ctx context.Context, stdout, stderr io.Writer, o serveOp
 			ReadHeaderTimeout: cfg.Server.ReadTimeout.Std(),
 			IdleTimeout:       cfg.Server.IdleTimeout.Std(),
 			ConnContext:       socketConnContext,
+			MaxHeaderBytes:    maxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		}
 		go func() { sockDone <- sockSrv.Serve(sln) }()
@@ -220,6 +228,7 @@ func (g *globals) serve(ctx context.Context, stdout, stderr io.Writer, o serveOp
 		ReadTimeout:       cfg.Server.ReadTimeout.Std(),
 		WriteTimeout:      cfg.Server.WriteTimeout.Std(),
 		IdleTimeout:       cfg.Server.IdleTimeout.Std(),
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 

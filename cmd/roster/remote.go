@@ -111,10 +111,11 @@ type remoteBackend struct {
 func newSocketRemote(sock string) *remoteBackend {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
+			d := net.Dialer{Timeout: remoteDialTimeout}
 			return d.DialContext(ctx, "unix", sock)
 		},
-		MaxIdleConns: 2,
+		MaxIdleConns:          2,
+		ResponseHeaderTimeout: remoteAnswerTimeout,
 	}
 	return &remoteBackend{hc: &http.Client{Transport: tr}, base: "http://roster", where: "roster serve on " + sock}
 }
@@ -128,9 +129,33 @@ func newRemote(rawURL, token string) (*remoteBackend, error) {
 	if token == "" {
 		return nil, errors.New("--server needs an admin API token: pass --token TOKEN or set ROSTER_TOKEN")
 	}
+	if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
+		return nil, fmt.Errorf("--server %s: refusing to send an admin token in cleartext to a remote host; use https://", rawURL)
+	}
 	base := u.Scheme + "://" + u.Host + strings.TrimSuffix(u.Path, "/")
 	base = strings.TrimSuffix(base, apiBase)
-	return &remoteBackend{hc: &http.Client{}, base: base, token: token, where: base}, nil
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: remoteDialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = remoteDialTimeout
+	tr.ResponseHeaderTimeout = remoteAnswerTimeout
+	return &remoteBackend{hc: &http.Client{Transport: tr}, base: base, token: token, where: base}, nil
+}
+
+// How long the CLI waits for a server: to connect, and for the first byte
+// of an answer (a plan reads every app; the server gives up on one after
+// maxPlanTime).
+const (
+	remoteDialTimeout   = 10 * time.Second
+	remoteAnswerTimeout = maxPlanTime + time.Minute
+)
+
+// isLoopbackHost reports whether host names this machine.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c *remoteBackend) Close() error {
