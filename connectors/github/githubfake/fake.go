@@ -233,7 +233,7 @@ type user struct {
 type team struct {
 	id      int64
 	slug    string
-	parent  string // the parent team's slug, "" for a top-level team
+	parent  string            // the parent team's slug, "" for a top-level team
 	members map[string]string // lower-cased login → member|maintainer
 	pending map[string]string // invited users' pending team memberships
 }
