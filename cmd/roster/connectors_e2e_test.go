@@ -53,6 +53,7 @@ func newAppsEnv(t *testing.T) *appsEnv {
       base_url: `+gh.URL+`/
       token: `+ghToken+`
       teams: ["*"]
+      timeout: 2s
 `)
 	editFile(t, e.config, `  slack:
     type: memory
@@ -67,6 +68,7 @@ func newAppsEnv(t *testing.T) *appsEnv {
       scim_url: `+sl.SCIMURL()+`
       token: `+slToken+`
       channels: ["*"]
+      timeout: 2s
 `)
 	// A mover loses the old squad's team at once (the sample keeps it for
 	// 72 hours), so the story can check the revoke.
@@ -166,31 +168,22 @@ func TestRealConnectorsLifecycle(t *testing.T) {
 	login := a.logins["w-011"]
 	// Every write happened once: one Slack account per worker, and one
 	// GitHub invitation per joining (Marcus joined twice).
-	creates := map[string]int{}
-	for _, w := range a.sl.Writes() {
-		if w.Op == "scim.create" {
-			creates[w.Target]++
-		}
-	}
-	for id, n := range creates {
-		if n != 1 {
-			t.Errorf("Slack user %s was created %d times", id, n)
-		}
-	}
+	noDuplicateSlackUsers(t, a.sl)
 	if n := githubWrites(a.gh, "invite", login); n != 2 {
 		t.Errorf("Marcus was invited to GitHub %d times, want 2 (joiner, rehire)", n)
 	}
 }
 
 // TestRealConnectorsUnderFaults is the same story with a fifth of the
-// requests to each app answered 5xx (15%) or 429 with Retry-After: 1s
-// (5%): it must end
-// in the same state with nothing lost or duplicated.
+// requests to each app failing: 429 with Retry-After: 1s (5%), 5xx before
+// the change (10-12%), and the change made but its answer lost (GitHub: a
+// 502 after the change, 5%; Slack: no answer until the client gives up,
+// 3%). It must end in the same state with nothing lost or duplicated.
 func TestRealConnectorsUnderFaults(t *testing.T) {
 	t.Parallel()
 	a := newAppsEnv(t)
-	a.gh.SetFaults(githubfake.Faults{Rate429: 0.05, Rate5xx: 0.15, RetryAfter: time.Second, Seed: 7})
-	a.sl.SetFaults(slackfake.Faults{Rate429: 0.05, Rate5xx: 0.15, RetryAfter: time.Second, Seed: 7})
+	a.gh.SetFaults(githubfake.Faults{Rate429: 0.05, Rate5xx: 0.10, RateLost: 0.05, RetryAfter: time.Second, Seed: 7})
+	a.sl.SetFaults(slackfake.Faults{Rate429: 0.05, Rate5xx: 0.12, RateHang: 0.03, RetryAfter: time.Second, Seed: 7})
 	runLifecycle(t, a)
 	login := a.logins["w-011"]
 	if c := a.gh.Calls(); c.Throttled == 0 {
@@ -223,17 +216,21 @@ func TestRealConnectorsUnderFaults(t *testing.T) {
 	}
 	// Creating is not idempotent in either API: a lost answer must not
 	// become a second account or a second invitation.
-	seen := map[string]int{}
-	for _, u := range a.sl.Users() {
-		if u.ExternalID != "" {
-			seen[u.ExternalID]++
+	lost, hung := 0, 0
+	for _, r := range a.gh.Requests() {
+		if r.Fault == "lost" {
+			lost++
 		}
 	}
-	for id, n := range seen {
-		if n != 1 {
-			t.Errorf("worker %s has %d Slack accounts", id, n)
+	for _, r := range a.sl.Requests() {
+		if r.Fault == "hang" {
+			hung++
 		}
 	}
+	if lost == 0 || hung == 0 {
+		t.Errorf("answers lost: %d by the GitHub fake, %d by the Slack fake; want some of each", lost, hung)
+	}
+	noDuplicateSlackUsers(t, a.sl)
 	if n := githubWrites(a.gh, "invite", login); n != 2 {
 		t.Errorf("Marcus was invited to GitHub %d times under faults, want 2", n)
 	}
@@ -325,6 +322,8 @@ func runLifecycle(t *testing.T, a *appsEnv) {
 		`app=github action=grant entitlement=team/infra.*reason=mover outcome=ok`,
 		`app=github action=revoke entitlement=team/backend.*reason=mover outcome=ok`,
 		`app=github action=suspend_account .*reason=leaver outcome=ok`,
+		`app=github action=revoke entitlement=team/engineering.*reason=leaver outcome=ok`,
+		`app=github action=restore_account .*reason=rehire outcome=ok`,
 		`app=slack action=create_account .*reason=joiner outcome=ok`,
 		`app=slack action=suspend_account .*reason=leaver outcome=ok`,
 		`app=slack action=restore_account .*reason=rehire outcome=ok`,
@@ -337,15 +336,38 @@ func runLifecycle(t *testing.T, a *appsEnv) {
 }
 
 // githubWrites counts the fake's writes whose What is what and whose
-// target contains target.
+// target is target.
 func githubWrites(gh *githubfake.Server, what, target string) int {
 	n := 0
 	for _, w := range gh.Writes() {
-		if w.What == what && strings.Contains(w.Target, target) {
+		if w.What == what && w.Target == target {
 			n++
 		}
 	}
 	return n
+}
+
+// noDuplicateSlackUsers fails t when a worker has two Slack users, or an
+// e-mail address belongs to two.
+func noDuplicateSlackUsers(t *testing.T, sl *slackfake.Server) {
+	t.Helper()
+	byWorker, byEmail := map[string]int{}, map[string]int{}
+	for _, u := range sl.Users() {
+		if u.ExternalID != "" {
+			byWorker[u.ExternalID]++
+		}
+		byEmail[strings.ToLower(u.Email)]++
+	}
+	for id, n := range byWorker {
+		if n != 1 {
+			t.Errorf("worker %s has %d Slack users", id, n)
+		}
+	}
+	for e, n := range byEmail {
+		if n != 1 {
+			t.Errorf("%d Slack users have the e-mail %s", n, e)
+		}
+	}
 }
 
 func globFiles(t testing.TB, pattern string) []string {
