@@ -185,6 +185,7 @@ type Input struct {
 type appIndex struct {
 	byWorker map[connectors.WorkerID]int
 	byEmail  map[string]int
+	workers  []connectors.WorkerID // the worker each account is linked to, if any
 	used     []bool
 }
 
@@ -194,9 +195,11 @@ func indexState(st *connectors.State) *appIndex {
 		return ix
 	}
 	ix.used = make([]bool, len(st.Accounts))
+	ix.workers = make([]connectors.WorkerID, len(st.Accounts))
 	// Of two accounts with the same worker id or e-mail, the one with the
 	// smaller account id wins, whatever order the app listed them in.
 	for i, a := range st.Accounts {
+		ix.workers[i] = a.Worker
 		if a.Worker != "" {
 			if j, dup := ix.byWorker[a.Worker]; !dup || a.ID < st.Accounts[j].ID {
 				ix.byWorker[a.Worker] = i
@@ -212,12 +215,16 @@ func indexState(st *connectors.State) *appIndex {
 	return ix
 }
 
+// find returns the index of p's account: the one the app links to p's
+// worker id, else the one with p's e-mail that the app links to no other
+// worker (an address reused by a new hire must not hand them the account
+// of the person who had it before), or -1.
 func (ix *appIndex) find(p *connectors.Person) int {
 	if i, ok := ix.byWorker[p.Worker]; ok {
 		return i
 	}
 	if p.Email != "" {
-		if i, ok := ix.byEmail[strings.ToLower(p.Email)]; ok {
+		if i, ok := ix.byEmail[strings.ToLower(p.Email)]; ok && (ix.workers[i] == "" || ix.workers[i] == p.Worker) {
 			return i
 		}
 	}

@@ -322,6 +322,16 @@ func TestCompute(t *testing.T) {
 			managed: 1,
 		},
 		{
+			// A new hire given the address of someone who left must not
+			// get their account (and its history): they get their own.
+			name:    "an e-mail match linked to another worker is not the worker's account",
+			workers: []pw{{id: "w1", status: Active, transition: Joiner, desired: desired("gh:account#member")}},
+			actual: []*connectors.State{state("gh", connectors.AccountState{ID: "x1", Worker: "w-before", Email: "w1@pp.com", Suspended: true})},
+			want:    []string{"gh w1 create_account account#member joiner"},
+			orphans: []string{"gh x1"},
+			managed: 1,
+		},
+		{
 			name:    "orphan accounts are reported, not changed",
 			workers: []pw{{id: "w1", status: Active, desired: desired("gh:account#member"), ledger: ledgerOf(long, 0, "gh:account#member")}},
 			actual: []*connectors.State{state("gh",
