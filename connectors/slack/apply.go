@@ -101,7 +101,23 @@ type found struct {
 
 // released reports whether the user is an account Roster let go (or one
 // deactivated before Roster): deactivated and linked to no worker.
-func released(u *scimUser) bool { return !u.active() && u.ExternalID == "" }
+func released(u *scimUser) bool {
+	return !u.active() && (u.ExternalID == "" || strings.HasPrefix(u.ExternalID, releasedPrefix))
+}
+
+// releasedPrefix marks the externalId of a user Roster released (Slack
+// cannot delete users): "released:<worker>". The user keeps its messages;
+// only that worker, rehired, gets it back.
+const releasedPrefix = "released:"
+
+// releasedBy returns the worker a released user belonged to, or "".
+func releasedBy(externalID string) string {
+	w, ok := strings.CutPrefix(externalID, releasedPrefix)
+	if !ok {
+		return ""
+	}
+	return w
+}
 
 // find looks the action's account up: by its id when known (a stale id
 // falls back to the search), else by e-mail (or user name) with a SCIM
@@ -129,6 +145,10 @@ func (c *Connector) find(ctx context.Context, act connectors.Action) (found, err
 	for i := range users {
 		u := &users[i]
 		switch {
+		case releasedBy(u.ExternalID) == worker && worker != "":
+			if f.user == nil {
+				f.user = u // this worker's own account, released: a rehire takes it back
+			}
 		case u.ExternalID != "" && u.ExternalID != worker:
 			f.otherWorker = u.ExternalID
 		case f.user == nil || u.ExternalID == worker && f.user.ExternalID != worker:
@@ -173,9 +193,12 @@ func (c *Connector) createAccount(ctx context.Context, act connectors.Action, op
 		f = f2
 	}
 	if f.user == nil {
+		if w := releasedBy(f.otherWorker); w != "" {
+			return connectors.Errorf(connectors.Conflict, op, "the Slack user with e-mail %s belonged to worker %q, who left; it keeps their messages, so Roster will not give it to %q: use another address, or clear its externalId in Slack to hand it over", p.Email, w, p.Worker)
+		}
 		return connectors.Errorf(connectors.Conflict, op, "the Slack user with e-mail %s is linked to worker %q, not %q", p.Email, f.otherWorker, p.Worker)
 	}
-	if f.user.ExternalID != "" && f.user.ExternalID != string(p.Worker) {
+	if f.user.ExternalID != "" && f.user.ExternalID != string(p.Worker) && releasedBy(f.user.ExternalID) != string(p.Worker) {
 		return connectors.Errorf(connectors.Conflict, op, "Slack user %s is linked to worker %q, not %q", f.user.ID, f.user.ExternalID, p.Worker)
 	}
 	return c.activateAndLink(ctx, f.user, p, op)
@@ -188,7 +211,7 @@ func (c *Connector) activateAndLink(ctx context.Context, u *scimUser, p connecto
 	if !u.active() {
 		ops = append(ops, scimPatchOp{Op: "replace", Path: "active", Value: true})
 	}
-	if u.ExternalID == "" && p.Worker != "" {
+	if (u.ExternalID == "" || releasedBy(u.ExternalID) == string(p.Worker)) && p.Worker != "" {
 		ops = append(ops, scimPatchOp{Op: "replace", Path: "externalId", Value: string(p.Worker)})
 	}
 	if len(ops) == 0 {
@@ -240,8 +263,10 @@ func (c *Connector) restoreAccount(ctx context.Context, act connectors.Action, o
 }
 
 // deleteAccount releases the account: Slack cannot delete users, so the
-// user is deactivated and its externalId cleared. Snapshot no longer
-// reports it; a later create for the same e-mail takes it back.
+// user is deactivated and its externalId set to "released:<worker>".
+// Snapshot no longer reports it; the same worker, rehired, takes it back,
+// and anybody else given the address is refused (Conflict) rather than
+// handed the leaver's messages.
 func (c *Connector) deleteAccount(ctx context.Context, act connectors.Action, op string) error {
 	f, err := c.find(ctx, act)
 	if err != nil {
@@ -261,10 +286,8 @@ func (c *Connector) deleteAccount(ctx context.Context, act connectors.Action, op
 			return fmt.Errorf("%s: %w", op, err)
 		}
 	}
-	if u.ExternalID != "" {
-		if err := c.scim.patch(ctx, u.ID, scimPatchOp{Op: "replace", Path: "externalId", Value: ""}); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
+	if err := c.scim.patch(ctx, u.ID, scimPatchOp{Op: "replace", Path: "externalId", Value: releasedPrefix + string(act.Person.Worker)}); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
 }

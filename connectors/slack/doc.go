@@ -17,11 +17,12 @@
 //     suspending drops grants, and restoring brings none back).
 //   - RestoreAccount is PATCH active=true (and links an unlinked user).
 //   - DeleteAccount: Slack cannot delete users. The connector releases the
-//     account instead: it deactivates the user and clears its externalId.
-//     Snapshot does not report deactivated users without externalId, so
+//     account instead: it deactivates the user and sets its externalId to
+//     "released:<worker>". Snapshot does not report released users, so
 //     the account is gone from Roster's point of view, while Slack keeps
-//     the deactivated user (and its messages). Creating an account for the
-//     same e-mail later takes the same user back.
+//     the deactivated user (and its messages). The same worker, rehired,
+//     takes the same user back; another worker given the same address is
+//     refused with a Conflict rather than handed the leaver's messages.
 //
 // Accounts are found by their Slack user id when the action carries one,
 // else by e-mail (or user name when there is no e-mail).

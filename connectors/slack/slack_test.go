@@ -216,9 +216,10 @@ func TestConcurrentGroupGrants(t *testing.T) {
 	}
 }
 
-// TestDeleteAndRehire: DeleteAccount deactivates and unlinks; the user
-// disappears from the snapshot but stays in Slack; creating the account
-// again takes the same user back.
+// TestDeleteAndRehire: DeleteAccount deactivates and releases the user
+// (externalId "released:<worker>"); the user disappears from the snapshot
+// but stays in Slack; creating the account again for the same worker takes
+// the same user back, and another worker given the address is refused.
 func TestDeleteAndRehire(t *testing.T) {
 	f := newFake(t, slackfake.Options{})
 	c := connect(t, f, nil)
@@ -228,8 +229,17 @@ func TestDeleteAndRehire(t *testing.T) {
 	before, _ := f.UserByEmail(p.Email)
 	mustApply(t, c, act(connectors.DeleteAccount, p, connectors.AccountID(before.ID), connectors.Entitlement{}))
 	after, _ := f.UserByEmail(p.Email)
-	if after.Active || after.ExternalID != "" {
-		t.Errorf("after delete the Slack user is active=%v externalId=%q, want deactivated and unlinked", after.Active, after.ExternalID)
+	if after.Active || after.ExternalID != "released:"+string(p.Worker) {
+		t.Errorf("after delete the Slack user is active=%v externalId=%q, want deactivated and released", after.Active, after.ExternalID)
+	}
+	// A new hire given the leaver's address does not get their account.
+	other := person(2)
+	other.Email = p.Email
+	if err := c.Apply(t.Context(), act(connectors.CreateAccount, other, "", connectors.Entitlement{})); connectors.KindOf(err) != connectors.Conflict || !strings.Contains(err.Error(), "who left") {
+		t.Errorf("another worker creating an account for the released address: %v, want a Conflict saying whose it was", err)
+	}
+	if u, _ := f.UserByEmail(p.Email); u.Active || u.ExternalID != "released:"+string(p.Worker) {
+		t.Errorf("the released user changed: %+v", u)
 	}
 	if slices.Contains(f.ChannelMembers("eng"), before.ID) {
 		t.Error("the deleted user is still in #eng")
@@ -567,8 +577,8 @@ func checkRoundTrip(t *testing.T, f *slackfake.Server, c *Connector, people int)
 			want = map[string]bool{"channel/eng": true}
 		case 3:
 			want = map[string]bool{}
-			if u.Active || u.ExternalID != "" {
-				t.Errorf("%s: deleted account is active=%v externalId=%q", p.Email, u.Active, u.ExternalID)
+			if u.Active || u.ExternalID != "released:"+string(p.Worker) {
+				t.Errorf("%s: deleted account is active=%v externalId=%q, want deactivated and released", p.Email, u.Active, u.ExternalID)
 			}
 		}
 		got := map[string]bool{}

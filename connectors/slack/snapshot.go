@@ -62,8 +62,8 @@ func (c *Connector) Snapshot(ctx context.Context) (*connectors.State, error) {
 	st := &connectors.State{App: c.name, Accounts: make([]connectors.AccountState, 0, len(users))}
 	for id, u := range users {
 		active := u.active()
-		if !active && u.ExternalID == "" {
-			continue // released
+		if released(&u) {
+			continue
 		}
 		a := connectors.AccountState{
 			ID:        connectors.AccountID(id),
