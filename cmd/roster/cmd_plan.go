@@ -289,7 +289,12 @@ the next apply, so an approval never does more than you reviewed.
 			}
 			defer b.Close()
 			res, err := b.Approve(cmd.Context(), cliActor(), args[0])
-			if res == nil {
+			if res == nil || res.Plan == nil && err != nil {
+				// Not approved (stays pending, e.g. an app cannot be read):
+				// say what finishing the outbox did, then why.
+				if res != nil && res.Report != nil && res.Report.Done+len(res.Report.Failed)+res.Report.Skipped > 0 && output == "text" {
+					printReport(cmd.OutOrStdout(), res.Report)
+				}
 				return err
 			}
 			out := cmd.OutOrStdout()

@@ -127,3 +127,34 @@ func TestSafetyThreshold(t *testing.T) {
 		t.Errorf("the audit head did not move")
 	}
 }
+
+// Approving while an app cannot be read does nothing and says so: the
+// plan stays pending, and nothing claims it was approved.
+func TestApproveWhileAnAppIsDown(t *testing.T) {
+	t.Parallel()
+	e := newEnvWithData(t)
+	editFile(t, e.config, "suspend: {max: 10, max_percent: 10}", "suspend: {max: 1, max_percent: 100}")
+	csvPath := filepath.Join(e.dir, "hr.csv")
+	editCSV(t, csvPath, map[string]map[string]string{"w-006": {"active": "false"}, "w-007": {"active": "false"}})
+	e.must(0, "hr", "import", csvPath)
+	r := e.must(3, "apply", "--auto-approve")
+	m := regexp.MustCompile(`roster approve (p-\S+)`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no plan id:\n%s", r)
+	}
+	// Slack goes down.
+	editFile(t, e.config, `  slack:
+    type: memory
+    settings:
+`, `  slack:
+    type: memory
+    settings:
+      failure_rate: 1
+`)
+	r = e.must(1, "approve", m[1])
+	if strings.Contains(r.stdout, "approved") || !strings.Contains(r.stderr, "stays pending") {
+		t.Errorf("approve with slack down:\n%s", r)
+	}
+	r = e.must(0, "status")
+	wantLines(t, r.stdout, `^Pending plans: `+regexp.QuoteMeta(m[1]))
+}
