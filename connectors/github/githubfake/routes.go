@@ -259,22 +259,32 @@ func (s *Server) getMembership(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.orgMembership(u, state, role))
 }
 
-func (s *Server) putMembership(w http.ResponseWriter, r *http.Request) {
+// roleBody reads a PUT's {"role": …} (default "member"), answering 422
+// for a role not in allowed; ok is false when it has answered.
+func roleBody(w http.ResponseWriter, r *http.Request, resource string, allowed ...string) (role string, ok bool) {
 	if _, ok := query(w, r, nil, false); !ok {
-		return
+		return "", false
 	}
 	var in struct {
 		Role *string `json:"role"`
 	}
 	if !body(w, r, &in) {
-		return
+		return "", false
 	}
-	role := "member"
+	role = "member"
 	if in.Role != nil {
 		role = *in.Role
 	}
-	if role != "admin" && role != "member" {
-		invalid(w, "Validation Failed", fieldError{Resource: "Membership", Field: "role", Code: "invalid"})
+	if !slices.Contains(allowed, role) {
+		invalid(w, "Validation Failed", fieldError{Resource: resource, Field: "role", Code: "invalid"})
+		return "", false
+	}
+	return role, true
+}
+
+func (s *Server) putMembership(w http.ResponseWriter, r *http.Request) {
+	role, ok := roleBody(w, r, "Membership", "admin", "member")
+	if !ok {
 		return
 	}
 	u := s.userByLogin(r.PathValue("username"))
@@ -598,21 +608,8 @@ func (s *Server) getTeamMembership(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) putTeamMembership(w http.ResponseWriter, r *http.Request) {
-	if _, ok := query(w, r, nil, false); !ok {
-		return
-	}
-	var in struct {
-		Role *string `json:"role"`
-	}
-	if !body(w, r, &in) {
-		return
-	}
-	role := "member"
-	if in.Role != nil {
-		role = *in.Role
-	}
-	if role != "member" && role != "maintainer" {
-		invalid(w, "Validation Failed", fieldError{Resource: "TeamMember", Field: "role", Code: "invalid"})
+	role, ok := roleBody(w, r, "TeamMember", "member", "maintainer")
+	if !ok {
 		return
 	}
 	t := s.teams[strings.ToLower(r.PathValue("team_slug"))]
