@@ -797,3 +797,33 @@ func TestRefusalLimiter(t *testing.T) {
 		t.Fatalf("a second later: allowed %v, %d not recorded; want true, 10", ok, n)
 	}
 }
+
+// A framed export passes the data through without its end line, which
+// carries the count (or the error); a stream cut short has no end.
+func TestFramedReader(t *testing.T) {
+	for _, tc := range []struct {
+		name, in, data string
+		end            *exportEnd
+	}{
+		{"whole", "a,1\nb,2\n" + endMarker + `{"records":2}` + "\n", "a,1\nb,2\n", &exportEnd{Records: 2}},
+		{"empty", endMarker + `{"records":0}` + "\n", "", &exportEnd{}},
+		{"error", "a\n" + endMarker + `{"records":1,"error":"chain broken at record 7"}` + "\n", "a\n", &exportEnd{Records: 1, Error: "chain broken at record 7"}},
+		{"cut between lines", "a\nb\n", "a\nb\n", nil},
+		{"cut in a line", "a\nb,2", "a\nb,2", nil},
+		{"cut in the end line", "a\n" + endMarker + `{"rec`, "a\n" + endMarker + `{"rec`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fr := &framedReader{r: bufio.NewReaderSize(strings.NewReader(tc.in), 16)}
+			b, err := io.ReadAll(fr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(b) != tc.data {
+				t.Errorf("data %q, want %q", b, tc.data)
+			}
+			if (fr.end == nil) != (tc.end == nil) || fr.end != nil && *fr.end != *tc.end {
+				t.Errorf("end %+v, want %+v", fr.end, tc.end)
+			}
+		})
+	}
+}

@@ -618,13 +618,16 @@ func (a *adminAPI) export(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	noWriteDeadline(w)
+	framed := q.Get("framed") == "1"
 	sw := &startWriter{w: w, start: func() {
 		ctype := "application/x-ndjson"
 		if format == audit.FormatCSV {
 			ctype = "text/csv; charset=utf-8"
 		}
 		w.Header().Set("Content-Type", ctype)
-		w.Header().Set("Trailer", trailerRecords+", "+trailerError)
+		if !framed {
+			w.Header().Set("Trailer", trailerRecords+", "+trailerError)
+		}
 		w.WriteHeader(http.StatusOK)
 	}}
 	n, err := a.b.ExportAudit(r.Context(), sw, format, flt)
@@ -633,6 +636,15 @@ func (a *adminAPI) export(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	sw.begin()
+	if framed {
+		end := exportEnd{Records: n}
+		if err != nil {
+			end.Error = err.Error()
+		}
+		b, _ := json.Marshal(end)
+		_, _ = io.WriteString(w, endMarker+string(b)+"\n")
+		return
+	}
 	if err != nil {
 		w.Header().Set(trailerError, err.Error())
 	}

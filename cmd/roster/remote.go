@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -38,11 +37,21 @@ const (
 	kindInternal         = "internal"
 )
 
-// Trailers of a streamed export.
+// How a streamed export ends. HTTP trailers carry the record count and
+// any error for plain HTTP clients; the CLI asks (framed=1) for a last
+// line instead, endMarker followed by JSON {records, error}, because
+// proxies that terminate TLS (nginx among them) drop trailers.
 const (
 	trailerRecords = "Roster-Records"
 	trailerError   = "Roster-Error"
+	endMarker      = "#roster-export-end "
 )
+
+// exportEnd is the JSON after endMarker.
+type exportEnd struct {
+	Records int    `json:"records"`
+	Error   string `json:"error,omitempty"`
+}
 
 // remoteError is an error as the admin API sends it: the message the
 // server's error printed (a command prints the same text in either
@@ -384,7 +393,9 @@ func filterQuery(format string, f audit.Filter) url.Values {
 // arrives. The server's count and any error after the first byte come in
 // trailers.
 func (c *remoteBackend) stream(ctx context.Context, format string, f audit.Filter, read func(io.Reader) error) (int, error) {
-	resp, err := c.request(ctx, http.MethodGet, "/audit/export", filterQuery(format, f), nil)
+	q := filterQuery(format, f)
+	q.Set("framed", "1")
+	resp, err := c.request(ctx, http.MethodGet, "/audit/export", q, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -392,16 +403,56 @@ func (c *remoteBackend) stream(ctx context.Context, format string, f audit.Filte
 	if resp.StatusCode >= 300 {
 		return 0, c.errorOf(resp, nil)
 	}
-	if err := read(resp.Body); err != nil {
+	fr := &framedReader{r: bufio.NewReaderSize(resp.Body, 64<<10)}
+	if err := read(fr); err != nil {
 		return 0, err
 	}
-	if msg := resp.Trailer.Get(trailerError); msg != "" {
-		return 0, errors.New(msg)
+	if fr.end == nil {
+		return 0, fmt.Errorf("admin API of the %s: the export ended without its end line (cut off?)", c.where)
 	}
-	n, err := strconv.Atoi(resp.Trailer.Get(trailerRecords))
-	if err != nil {
-		return 0, fmt.Errorf("admin API of the %s: the export ended without its record count (cut off?)", c.where)
+	if fr.end.Error != "" {
+		return 0, errors.New(fr.end.Error)
 	}
+	return fr.end.Records, nil
+}
+
+// framedReader passes a framed export's lines through, holding each line
+// back until the next one arrives, so that the last one (the end line) is
+// kept out of the data and parsed into end.
+type framedReader struct {
+	r       *bufio.Reader
+	pending []byte // the line read but not yet passed on
+	out     []byte // what is left of the line being passed on
+	done    bool
+	end     *exportEnd
+}
+
+func (f *framedReader) Read(p []byte) (int, error) {
+	for len(f.out) == 0 {
+		if f.done {
+			return 0, io.EOF
+		}
+		line, err := f.r.ReadBytes('\n')
+		if len(line) > 0 {
+			f.out, f.pending = f.pending, line
+		}
+		if err == io.EOF {
+			f.done = true
+			if rest, ok := bytes.CutPrefix(f.pending, []byte(endMarker)); ok {
+				var e exportEnd
+				if jerr := json.Unmarshal(rest, &e); jerr == nil {
+					f.end = &e
+					f.pending = nil
+				}
+			}
+			f.out = append(f.out, f.pending...) // no end line: pass it on; the caller reports the cut
+			f.pending = nil
+		} else if err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, f.out)
+	f.out = f.out[n:]
 	return n, nil
 }
 
