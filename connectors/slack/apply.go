@@ -177,6 +177,15 @@ func (c *Connector) createAccount(ctx context.Context, act connectors.Action, op
 			u.Name = &scimName{GivenName: p.GivenName, FamilyName: p.FamilyName}
 		}
 		_, err := c.scim.create(ctx, u)
+		// A user name taken by somebody else (two people with the same
+		// name): try name.2 … name.9, as an admin would.
+		for k := 2; k <= 9 && connectors.KindOf(err) == connectors.Conflict && strings.Contains(err.Error(), "username_taken"); k++ {
+			if f2, ferr := c.find(ctx, act); ferr != nil || f2.user != nil || f2.otherWorker != "" {
+				break // it was us (a lost answer), or the e-mail is taken: handled below
+			}
+			u.UserName = numberedUserName(slackUserName(p), k)
+			_, err = c.scim.create(ctx, u)
+		}
 		if err == nil {
 			return nil
 		}
@@ -529,6 +538,16 @@ var userNameChars = regexp.MustCompile(`[^a-z0-9._-]+`)
 // slackUserName is the Slack user name for p: its UserName (or the
 // e-mail's local part) in lower case, other characters replaced by ".",
 // at most 21 characters, as Slack requires.
+// numberedUserName is name with ".k" appended, cut to Slack's 21
+// characters.
+func numberedUserName(name string, k int) string {
+	suffix := fmt.Sprintf(".%d", k)
+	if len(name)+len(suffix) > 21 {
+		name = strings.TrimRight(name[:21-len(suffix)], ".")
+	}
+	return name + suffix
+}
+
 func slackUserName(p connectors.Person) string {
 	n := p.UserName
 	if n == "" {

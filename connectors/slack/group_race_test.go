@@ -66,3 +66,21 @@ func TestGrantToGroupEnabledByHand(t *testing.T) {
 		t.Errorf("@oncall = %v, want %s, %s and %s", got, x, y, a)
 	}
 }
+
+// Two people whose user names collide: the second gets name.2, not a
+// permanent Conflict.
+func TestUserNameTaken(t *testing.T) {
+	f := newFake(t, slackfake.Options{})
+	c := connect(t, f, nil)
+	first, second := person(1), person(2)
+	second.UserName = first.UserName
+	mustApply(t, c, act(connectors.CreateAccount, first, "", connectors.Entitlement{}))
+	mustApply(t, c, act(connectors.CreateAccount, second, "", connectors.Entitlement{}))
+	u, ok := f.UserByEmail(second.Email)
+	if !ok || u.UserName != first.UserName+".2" || u.ExternalID != string(second.Worker) {
+		t.Errorf("second user %+v, want user name %s.2 linked to %s", u, first.UserName, second.Worker)
+	}
+	if got := numberedUserName("abcdefghijklmnopqrstu", 3); got != "abcdefghijklmnopqrs.3" {
+		t.Errorf("numberedUserName of 21 characters = %q", got)
+	}
+}
