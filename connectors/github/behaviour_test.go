@@ -764,3 +764,37 @@ func TestRenamedLoginIsFollowed(t *testing.T) {
 		t.Errorf("the renamed leaver is still in team backend")
 	}
 }
+
+// A linked member the member list leaves out (a page shifted during the
+// read) is confirmed with GitHub, not reported as removed: a leaver must
+// not look already gone. One who really left is reported suspended.
+func TestUnlistedMemberIsConfirmed(t *testing.T) {
+	f := newFake(t, githubfake.Options{Teams: suiteTeams, AnyUser: true, AutoAccept: true})
+	c := open(t, setup{url: f.URL + "/", token: f.Token(), db: openDB(t)})
+	ctx := t.Context()
+	stay, gone := person(1), person(2)
+	for _, p := range []connectors.Person{stay, gone} {
+		if err := c.Apply(ctx, act(connectors.CreateAccount, p, connectors.Entitlement{})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.SkipInList(stay.Attributes["githubUsername"])
+	f.RemoveMember(gone.Attributes["githubUsername"])
+	st, err := c.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byWorker := map[connectors.WorkerID]connectors.AccountState{}
+	for _, a := range st.Accounts {
+		byWorker[a.Worker] = a
+	}
+	if a, ok := byWorker[stay.Worker]; !ok || a.Suspended || a.Pending {
+		t.Errorf("the unlisted member is reported as %+v, want an active account", a)
+	}
+	if a, ok := byWorker[gone.Worker]; !ok || !a.Suspended {
+		t.Errorf("the member who left is reported as %+v, want suspended", a)
+	}
+}

@@ -364,9 +364,29 @@ func (c *Connector) assemble(ctx context.Context, op string, v *orgView, links [
 		}
 		gone := connectors.AccountState{ID: l.accountID(), Worker: l.Worker, Email: l.Email, UserName: l.Login, Role: l.Role}
 		switch l.State {
-		case stateRemoved, stateMember:
-			// Removed by Roster, or left the org some other way: an
-			// account that can be restored.
+		case stateMember:
+			// Roster knows them as a member but the list did not show
+			// them: ask GitHub, rather than report a member (a leaver,
+			// maybe) as already removed because a page shifted while
+			// the list was read.
+			if l.Login != "" {
+				m, err := c.membership(ctx, op, l.Login)
+				if err != nil {
+					return nil, nil, err
+				}
+				if m.state == "active" || m.state == "pending" {
+					gone.ID, gone.UserName, gone.Role, gone.Pending = connectors.AccountID(m.login), m.login, m.role, m.state == "pending"
+					st.Accounts = append(st.Accounts, gone)
+					continue
+				}
+			}
+			// Left the org some other way: an account that can be
+			// restored.
+			change(l, func(n *link) { n.State = stateRemoved })
+			gone.Suspended = true
+			st.Accounts = append(st.Accounts, gone)
+		case stateRemoved:
+			// Removed by Roster: an account that can be restored.
 			gone.Suspended = true
 			st.Accounts = append(st.Accounts, gone)
 		case stateAccepted:

@@ -200,7 +200,8 @@ type Server struct {
 
 	mu         sync.Mutex
 	opts       Options
-	invited    int // invitations made, for InvitationCap
+	invited    int             // invitations made, for InvitationCap
+	skipInList map[string]bool // members the member list leaves out
 	now        func() time.Time
 	token      string
 	org        string
@@ -405,6 +406,17 @@ func (s *Server) RemoveMember(login string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.removeMemberLocked(strings.ToLower(login))
+}
+
+// SkipInList makes the org's member list leave login out while it stays a
+// member, as when the list changes between two pages of a read.
+func (s *Server) SkipInList(login string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.skipInList == nil {
+		s.skipInList = map[string]bool{}
+	}
+	s.skipInList[strings.ToLower(login)] = true
 }
 
 // RenameUser changes a user's login, as a person can on GitHub: the user

@@ -211,6 +211,9 @@ func (s *Server) listMembers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	users := s.membersSorted(func(k string, u *user) bool {
+		if s.skipInList[k] {
+			return false
+		}
 		if f := q.Get("filter"); (f == "2fa_disabled" || f == "2fa_insecure") && u.twoFA {
 			return false
 		}
