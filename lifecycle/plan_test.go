@@ -326,7 +326,7 @@ func TestCompute(t *testing.T) {
 			// get their account (and its history): they get their own.
 			name:    "an e-mail match linked to another worker is not the worker's account",
 			workers: []pw{{id: "w1", status: Active, transition: Joiner, desired: desired("gh:account#member")}},
-			actual: []*connectors.State{state("gh", connectors.AccountState{ID: "x1", Worker: "w-before", Email: "w1@pp.com", Suspended: true})},
+			actual:  []*connectors.State{state("gh", connectors.AccountState{ID: "x1", Worker: "w-before", Email: "w1@pp.com", Suspended: true})},
 			want:    []string{"gh w1 create_account account#member joiner"},
 			orphans: []string{"gh x1"},
 			managed: 1,
