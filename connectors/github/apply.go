@@ -501,6 +501,26 @@ func (c *Connector) grantTeam(ctx context.Context, op string, act connectors.Act
 		if err != nil {
 			return classify(op+": add to team", resp, err)
 		}
+		if m.state == "active" && tm.GetState() == "pending" {
+			// Removed from the org between the check and the PUT: GitHub
+			// answered by inviting them back. Undo that; they have no
+			// account to grant to.
+			if resp, err := c.gh.Teams.RemoveTeamMembershipBySlug(ctx, c.cfg.Org, slug, m.login); err != nil && status(err) != http.StatusNotFound {
+				return classify(op+": withdraw the invitation GitHub sent on adding to team", resp, err)
+			}
+			invs, err := c.pendingInvitations(ctx)
+			if err != nil {
+				return classify(op+": list invitations", nil, err)
+			}
+			for _, inv := range invs {
+				if strings.EqualFold(inv.GetLogin(), m.login) {
+					if resp, err := c.cancelInvitation(ctx, inv.GetID()); err != nil && status(err) != http.StatusNotFound {
+						return classify(op+": cancel the invitation GitHub sent on adding to team", resp, err)
+					}
+				}
+			}
+			return &connectors.Error{Kind: connectors.NotFound, Op: op, Err: errNoAccount}
+		}
 		n.Login = m.login
 		if m.state == "active" {
 			n.State = stateMember

@@ -7,6 +7,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -796,5 +800,40 @@ func TestUnlistedMemberIsConfirmed(t *testing.T) {
 	}
 	if a, ok := byWorker[gone.Worker]; !ok || !a.Suspended {
 		t.Errorf("the member who left is reported as %+v, want suspended", a)
+	}
+}
+
+// A member removed between the connector's membership check and its team
+// PUT: GitHub answers the PUT by inviting them back. The connector undoes
+// that invitation and reports that there is no account.
+func TestTeamGrantRaceWithRemoval(t *testing.T) {
+	f := newFake(t, githubfake.Options{Teams: suiteTeams, AnyUser: true, AutoAccept: true})
+	p := person(3)
+	login := p.Attributes["githubUsername"]
+	target, _ := url.Parse(f.URL)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/teams/backend/memberships/"+login) {
+			f.RemoveMember(login) // an admin removes them just now
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	c := open(t, setup{url: front.URL + "/", token: f.Token()})
+	ctx := t.Context()
+	if err := c.Apply(ctx, act(connectors.CreateAccount, p, connectors.Entitlement{})); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Apply(ctx, act(connectors.Grant, p, team("backend", "")))
+	if connectors.KindOf(err) != connectors.NotFound {
+		t.Fatalf("grant racing a removal: %v (kind %s), want NotFound", err, connectors.KindOf(err))
+	}
+	for _, inv := range f.Invitations() {
+		if strings.EqualFold(inv.Login, login) {
+			t.Errorf("the removed member is invited back: %+v", inv)
+		}
+	}
+	if _, pending := f.PendingTeamMembers("backend")[login]; pending {
+		t.Error("the removed member is still pending in team backend")
 	}
 }

@@ -49,7 +49,8 @@ func TestFakeBehavesLikeGitHub(t *testing.T) {
 		{"other org", bearer, "GET", "/orgs/hooli/members", "", 404},
 		{"bad enum", bearer, "GET", "/orgs/acme/members?role=owner", "", 422},
 		{"unknown param", bearer, "GET", "/orgs/acme/members?foo=1", "", 422},
-		{"team PUT for a stranger", bearer, "PUT", "/orgs/acme/teams/backend/memberships/alice", `{"role":"member"}`, 422},
+		// GitHub invites a user who is not in the org when they are added to a team.
+		{"team PUT for a stranger", bearer, "PUT", "/orgs/acme/teams/backend/memberships/bob", `{"role":"member"}`, 200},
 		{"invite alice", token, "POST", "/orgs/acme/invitations", `{"invitee_id":` + itoa(aliceID) + `,"role":"direct_member"}`, 201},
 		{"invite alice again", bearer, "POST", "/orgs/acme/invitations", `{"invitee_id":` + itoa(aliceID) + `}`, 422},
 		{"unknown body field", bearer, "POST", "/orgs/acme/invitations", `{"email":"x@y.z","rol":"admin"}`, 422},
@@ -58,8 +59,8 @@ func TestFakeBehavesLikeGitHub(t *testing.T) {
 		{"team PUT while invited", bearer, "PUT", "/orgs/acme/teams/backend/memberships/alice", `{"role":"maintainer"}`, 200},
 		{"bad team role", bearer, "PUT", "/orgs/acme/teams/backend/memberships/alice", `{"role":"owner"}`, 422},
 		{"unknown team", bearer, "PUT", "/orgs/acme/teams/nosuch/memberships/alice", `{}`, 404},
-		{"remove a non-member", bearer, "DELETE", "/orgs/acme/memberships/bob", "", 404},
-		{"team DELETE of a non-member", bearer, "DELETE", "/orgs/acme/teams/backend/memberships/bob", "", 404},
+		{"remove a non-member", bearer, "DELETE", "/orgs/acme/memberships/nobody", "", 404},
+		{"team DELETE of a non-member", bearer, "DELETE", "/orgs/acme/teams/backend/memberships/nobody", "", 404},
 		{"unknown user", bearer, "GET", "/users/nobody", "", 404},
 		{"wrong method", bearer, "PATCH", "/orgs/acme/members", "", 405},
 	}
@@ -92,8 +93,11 @@ func TestFakeBehavesLikeGitHub(t *testing.T) {
 		t.Errorf("reinstate: %d %s", code, body)
 	}
 	writes := s.Writes()
-	if len(writes) != 4 || writes[0].What != "invite" || writes[0].Detail != "direct_member" || writes[2].What != "remove" {
+	if len(writes) != 5 || writes[0].Target != "bob" || writes[0].What != "invite" || writes[1].What != "invite" || writes[1].Detail != "direct_member" || writes[3].What != "remove" {
 		t.Errorf("write log %+v", writes)
+	}
+	if got := s.PendingTeamMembers("backend"); got["bob"] != "member" {
+		t.Errorf("bob, added to a team while unaffiliated, is not pending in it: %v", got)
 	}
 }
 

@@ -637,9 +637,13 @@ func (s *Server) putTeamMembership(w http.ResponseWriter, r *http.Request) {
 			s.logWrite(r, route, u.login, "team", t.slug+" "+role+" (pending)")
 		}
 	default:
-		invalid(w, "Validation Failed", fieldError{Resource: "TeamMember", Field: "user", Code: "unaffiliated",
-			Message: u.login + " is not a member of the " + s.org + " organization"})
-		return
+		// GitHub: "If the user is unaffiliated with the team's
+		// organization, this endpoint will send an invitation to the user
+		// via email."
+		state = "pending"
+		s.newInvitation(u.login, "", "direct_member", []int64{t.id})
+		t.pending[k] = role
+		s.logWrite(r, route, u.login, "invite", "by adding to team "+t.slug)
 	}
 	writeJSON(w, http.StatusOK, s.teamMembership(t, u, state, role))
 }
