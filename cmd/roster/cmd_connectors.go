@@ -71,7 +71,8 @@ Exit status: 0 when every checked connector is ready, 1 otherwise.`,
 type connectorCheck struct {
 	Name string `json:"name"`
 	Type string `json:"type"`
-	// Status is "ok", "missing permissions" or "error".
+	// Status is "ok", "missing permissions", "unknown resources" or
+	// "error".
 	Status string `json:"status"`
 	Detail string `json:"detail"`
 }
@@ -84,17 +85,11 @@ type connectorCheck struct {
 // to some worker; apps that can (connectors.ResourceChecker) report those
 // that do not exist.
 func checkConnectors(ctx context.Context, cfg *config.Config, apps []connectors.Connector, granted map[string][]connectors.EntitlementKey, names []string, timeout time.Duration) ([]connectorCheck, error) {
-	byName := map[string]connectors.Connector{}
-	for _, c := range apps {
-		byName[c.Name()] = c
-	}
-	for _, n := range names {
-		if byName[n] == nil {
-			return nil, fmt.Errorf("no connector named %q in %s (configured: %s)", n, relPath(cfg.Path), strings.Join(cfg.ConnectorNames, ", "))
-		}
-	}
 	want := map[string]bool{}
 	for _, n := range names {
+		if _, ok := cfg.Connectors[n]; !ok {
+			return nil, fmt.Errorf("no connector named %q in %s (configured: %s)", n, relPath(cfg.Path), strings.Join(cfg.ConnectorNames, ", "))
+		}
 		want[n] = true
 	}
 	var out []connectorCheck
