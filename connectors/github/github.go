@@ -236,6 +236,8 @@ func New(name string, cfg Config, cred Credentials, deps Deps) (*Connector, erro
 		AttemptTimeout: time.Duration(cfg.Timeout),
 		MaxConcurrent:  cfg.MaxConcurrentRequests,
 		Backoff:        deps.RetryBackoff,
+		// GitHub: without retry-after, "wait for at least one minute".
+		RateLimitBackoff: secondaryLimitWait,
 		OnWait: func(ev httpapi.WaitEvent) {
 			c.log.Info("github: waiting before retrying", "method", ev.Method, "path", ev.Path, "status", ev.Status,
 				"wait", ev.Wait.String(), "attempt", ev.Attempt, "asked_by_github", ev.FromServer)

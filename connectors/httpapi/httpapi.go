@@ -64,6 +64,9 @@ type Transport struct {
 	// Backoff is the first wait when the app names none (0: 250ms); it
 	// doubles with every attempt and is jittered by ±25%.
 	Backoff time.Duration
+	// RateLimitBackoff, when set, is the least wait after a rate-limited
+	// answer that names no wait (GitHub asks for a minute).
+	RateLimitBackoff time.Duration
 	// OnWait, when set, is called before every wait.
 	OnWait func(WaitEvent)
 	// AttemptTimeout, when set, bounds each attempt (until its answer's
@@ -149,6 +152,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if !fromServer {
 			wait = t.backoff(attempt)
+			if limited {
+				wait = max(wait, t.RateLimitBackoff)
+			}
 		}
 		if wait > t.maxWait() {
 			return resp, err

@@ -281,3 +281,22 @@ func TestTransportAttemptTimeout(t *testing.T) {
 		t.Fatalf("got %q after %d attempts, want ok after 2", b, n.Load())
 	}
 }
+
+// A 429 that names no wait is retried no sooner than RateLimitBackoff.
+func TestTransportRateLimitBackoff(t *testing.T) {
+	s := &script{answers: []func(http.ResponseWriter){status(429), status(200)}}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	tr := &Transport{Backoff: time.Millisecond, RateLimitBackoff: 300 * time.Millisecond}
+	resp, err := (&http.Client{Transport: tr}).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(s.times) != 2 || resp.StatusCode != 200 {
+		t.Fatalf("%d requests, status %d", len(s.times), resp.StatusCode)
+	}
+	if gap := s.times[1].Sub(s.times[0]); gap < 290*time.Millisecond {
+		t.Fatalf("retried after %v, want at least RateLimitBackoff", gap)
+	}
+}
