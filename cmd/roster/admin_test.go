@@ -743,24 +743,34 @@ func TestAdminAPIErrors(t *testing.T) {
 	}
 }
 
-// Anonymous callers cannot grow the audit log at will: refusals are
+// Anonymous callers cannot grow the audit log at will: their refusals are
 // recorded in a burst and then one a second, with the number left out,
-// and a recorded path is cut short.
+// and a recorded path is cut short. A known caller's refusals are all
+// recorded.
 func TestAdminAPIRefusalsAreThrottled(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	const adminTok = "admin-secret-0123456789abcdefghijklmnop"
+	const (
+		adminTok   = "admin-secret-0123456789abcdefghijklmnop"
+		auditorTok = "auditor-secret-0123456789abcdefghijklm"
+	)
 	editFile(t, e.config, "env:ROSTER_SCIM_TOKEN", writeSecret(t, e.dir, "scim-token", "scim-secret-0123456789abcdefghijklmnopq"))
 	cfg, err := os.ReadFile(e.config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg = regexp.MustCompile(`(?m)^admin:\n(  #.*\n)*`).ReplaceAll(cfg, []byte(fmt.Sprintf("admin:\n  tokens:\n    - {name: ops, secret: %s, role: admin}\n",
-		writeSecret(t, e.dir, "admin-token", adminTok))))
+	cfg = regexp.MustCompile(`(?m)^admin:\n(  #.*\n)*`).ReplaceAll(cfg, []byte(fmt.Sprintf("admin:\n  tokens:\n    - {name: ops, secret: %s, role: admin}\n    - {name: aud, secret: %s, role: auditor}\n",
+		writeSecret(t, e.dir, "admin-token", adminTok), writeSecret(t, e.dir, "auditor-token", auditorTok))))
 	if err := os.WriteFile(e.config, cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	base, _ := inProcessServe(t, e)
+	const auditorRefusals = 2 * refusalBurst
+	for range auditorRefusals {
+		if code, _ := apiCall(t, http.MethodPost, base+"/api/v1/reload", auditorTok); code != http.StatusForbidden {
+			t.Fatalf("auditor reload: %d, want 403", code)
+		}
+	}
 	long := "/api/v1/" + strings.Repeat("A", 20000)
 	for range 200 {
 		if code, _ := apiCall(t, http.MethodGet, base+long, "wrong-token"); code != http.StatusUnauthorized {
@@ -769,8 +779,20 @@ func TestAdminAPIRefusalsAreThrottled(t *testing.T) {
 	}
 	r := e.must(0, "--server", base, "--token", adminTok, "audit", "export", "--type", "api.refused")
 	recs := exportRecords(t, r.stdout)
-	if len(recs) < refusalBurst || len(recs) > refusalBurst+5 {
-		t.Errorf("%d refusals recorded for 200 calls within a moment, want about %d", len(recs), refusalBurst)
+	anonymous, auditor := 0, 0
+	for _, rec := range recs {
+		switch rec["actor"] {
+		case "anonymous":
+			anonymous++
+		case "api:aud":
+			auditor++
+		}
+	}
+	if anonymous < refusalBurst || anonymous > refusalBurst+5 {
+		t.Errorf("%d anonymous refusals recorded for 200 calls within a moment, want about %d", anonymous, refusalBurst)
+	}
+	if auditor != auditorRefusals {
+		t.Errorf("%d of the auditor's %d refusals recorded, want all", auditor, auditorRefusals)
 	}
 	for _, rec := range recs {
 		if d, _ := rec["details"].(map[string]any); len(fmt.Sprint(d["path"])) > maxAuditPath+len("…") {

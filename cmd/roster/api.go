@@ -249,15 +249,19 @@ func (a *adminAPI) serve(auth func(*http.Request) (caller, bool)) http.Handler {
 	})
 }
 
-// audit records one answered call. Refused calls are recorded at most
-// refusalBurst at once and then one a second, with the number left out:
-// anonymous callers must not be able to grow the (never pruned) log at
-// will. A recorded path is cut to maxAuditPath bytes.
+// audit records one answered call. Calls refused for want of a valid
+// token (401, anonymous) are recorded at most refusalBurst at once and
+// then one a second, with the number left out: anonymous callers must not
+// be able to grow the (never pruned) log at will. Every call of a known
+// caller is recorded, refusals (403) included. A recorded path is cut to
+// maxAuditPath bytes.
 func (a *adminAPI) audit(r *http.Request, c caller, status int) {
 	typ := "api.call"
 	var suppressed int
 	if status == http.StatusUnauthorized || status == http.StatusForbidden {
 		typ = "api.refused"
+	}
+	if status == http.StatusUnauthorized {
 		var ok bool
 		if ok, suppressed = a.refusals.allow(time.Now()); !ok {
 			return
